@@ -1,0 +1,179 @@
+"""Self-describing model files.
+
+A model file holds plain data only: the weights, the feature config, the model config, the labels,
+a training summary (data, metrics) and a format version. It is written atomically (temporary file,
+fsync, rename) and read with ``torch.load(weights_only=True)``, so a file crafted to run code when
+unpickled is refused before anything in it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from speechrnn.errors import CheckpointError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig, SpeechRNN
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+FORMAT = "speechrnn-model"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The contents of a model file.
+
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+        Weights of :class:`~speechrnn.model.SpeechRNN`.
+    feature_config : FeatureConfig
+    model_config : ModelConfig
+    labels : tuple of str
+        Class names, index-aligned with the model's outputs.
+    summary : dict
+        Training summary: data, recipe, metrics (JSON-compatible values).
+    """
+
+    state_dict: Mapping[str, torch.Tensor]
+    feature_config: FeatureConfig
+    model_config: ModelConfig
+    labels: tuple[str, ...]
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+    def build_model(self, *, device: str | torch.device = "cpu") -> SpeechRNN:
+        """A :class:`SpeechRNN` with these weights, in eval mode, on ``device``."""
+        model = SpeechRNN(self.model_config)
+        model.load_state_dict(dict(self.state_dict))
+        return model.to(device).eval()
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A reader sees either the old file or the new one, never a partial write, even if the
+    process is killed mid-save.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_torch_load(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, mapping every failure to :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "file not found")
+    if path.is_dir():
+        raise CheckpointError(path, "is a directory, not a model file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "empty file (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(
+                path, "refused: the file holds code or objects, not plain model data (nothing in it was run)"
+            ) from None
+        raise CheckpointError(path, f"corrupt model file ({detail[:120]})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(path, f"not a readable model file ({detail[:120]})") from None
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model: SpeechRNN,
+    feature_config: FeatureConfig,
+    labels: tuple[str, ...] | list[str],
+    summary: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a model file atomically.
+
+    Parameters
+    ----------
+    path : path-like
+    model : SpeechRNN
+        Its ``config`` is saved with its weights (moved to the CPU).
+    feature_config : FeatureConfig
+    labels : sequence of str
+        One per model output.
+    summary : mapping, optional
+        JSON-compatible training summary (data, recipe, metrics).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    labels = tuple(labels)
+    if len(labels) != model.config.n_classes:
+        raise ValueError(f"{len(labels)} labels for a model with {model.config.n_classes} outputs")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "feature_config": feature_config.to_dict(),
+        "model_config": model.config.to_dict(),
+        "labels": list(labels),
+        "summary": dict(summary or {}),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    atomic_torch_save(payload, path)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate a model file without executing anything in it.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, empty, unsafe (pickled code), corrupt, or not a speechrnn model file of a known version.
+    """
+    payload = safe_torch_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(path, "not a speechrnn model file")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(path, f"model file format version {version} is not supported (need {FORMAT_VERSION})")
+    try:
+        feature_config = FeatureConfig.from_dict(payload["feature_config"])
+        model_config = ModelConfig.from_dict(payload["model_config"])
+        labels = tuple(str(label) for label in payload["labels"])
+        state_dict = payload["state_dict"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"model file is incomplete or inconsistent ({exc})") from None
+    if len(labels) != model_config.n_classes:
+        raise CheckpointError(path, f"{len(labels)} labels but the model has {model_config.n_classes} outputs")
+    checkpoint = Checkpoint(
+        state_dict=state_dict,
+        feature_config=feature_config,
+        model_config=model_config,
+        labels=labels,
+        summary=payload.get("summary") or {},
+    )
+    try:
+        SpeechRNN(model_config).load_state_dict(dict(state_dict))
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(path, f"weights do not match the model config ({first[:120]})") from None
+    return checkpoint

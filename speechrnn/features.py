@@ -1,0 +1,264 @@
+"""Log-mel spectrogram frames: the one feature function every path uses.
+
+Training, file classification and streaming all call :func:`log_mel` (batched torch) or
+:class:`StreamingLogMel` (the same arithmetic, frame by frame). :func:`log_mel_librosa` is the
+reference implementation they are tested against.
+
+Frames are *not* centred: frame ``i`` covers samples ``[i * hop_length, i * hop_length + n_fft)``,
+so a stream can compute each frame as soon as its last sample arrives and get exactly the frames
+the offline function computes on the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes log-mel frames.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Audio sample rate in Hz.
+    clip_seconds : float
+        Length of one clip the model classifies, in seconds.
+    window_seconds : float
+        Analysis window length in seconds (a Hann window of ``win_length`` samples).
+    hop_seconds : float
+        Step between frames in seconds.
+    n_fft : int
+        FFT size in samples (>= ``win_length``; the window is zero-padded to it, centred).
+    n_mels : int
+        Number of mel bands.
+    fmin, fmax : float
+        Lowest and highest mel band edge in Hz.
+    log_floor : float
+        Added to the mel power before the natural log, so silence maps to ``log(log_floor)``.
+    """
+
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    window_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    n_fft: int = 512
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 7600.0
+    log_floor: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.win_length > self.n_fft:
+            raise ValueError(f"window ({self.win_length} samples) is longer than n_fft ({self.n_fft})")
+        if self.fmax > self.sample_rate / 2:
+            raise ValueError(f"fmax {self.fmax} Hz is above the Nyquist frequency {self.sample_rate / 2} Hz")
+        if self.clip_samples < self.n_fft:
+            raise ValueError("a clip must be at least one FFT long")
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples."""
+        return round(self.window_seconds * self.sample_rate)
+
+    @property
+    def hop_length(self) -> int:
+        """Hop length in samples."""
+        return round(self.hop_seconds * self.sample_rate)
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples in one clip."""
+        return round(self.clip_seconds * self.sample_rate)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in one clip."""
+        return self.frames_for(self.clip_samples)
+
+    def frames_for(self, n_samples: int) -> int:
+        """Number of whole frames in ``n_samples`` samples (0 when shorter than one FFT)."""
+        if n_samples < self.n_fft:
+            return 0
+        return 1 + (n_samples - self.n_fft) // self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for checkpoints and JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        return cls(**data)
+
+
+def mel_filterbank(config: FeatureConfig) -> np.ndarray:
+    """The librosa (Slaney) mel filterbank, shape ``(n_mels, n_fft // 2 + 1)``, float32."""
+    import librosa
+
+    return librosa.filters.mel(
+        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax
+    ).astype(np.float32)
+
+
+def hann_window(config: FeatureConfig) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` zero-padded (centred) to ``n_fft``, float32."""
+    import scipy.signal
+
+    window = scipy.signal.get_window("hann", config.win_length, fftbins=True).astype(np.float32)
+    left = (config.n_fft - config.win_length) // 2
+    return np.pad(window, (left, config.n_fft - config.win_length - left))
+
+
+def log_mel_librosa(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Reference log-mel frames computed with librosa.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (n_samples,)
+        Mono float audio at ``config.sample_rate``.
+    config : FeatureConfig
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_mels), float32
+        ``log(mel_power + log_floor)`` per frame.
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(audio, dtype=np.float32),
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+    )
+    return np.log(mel + config.log_floor).T.astype(np.float32)
+
+
+class LogMel:
+    """Batched torch log-mel on CPU or GPU, equal to :func:`log_mel_librosa` within 1e-4.
+
+    The window and filterbank are built once per (config, device) and reused.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    device : str or torch.device
+    """
+
+    def __init__(self, config: FeatureConfig, *, device: str | torch.device = "cpu") -> None:
+        import torch
+
+        self.config = config
+        self.device = torch.device(device)
+        self.window = torch.from_numpy(hann_window(config)).to(self.device)
+        self.filterbank = torch.from_numpy(mel_filterbank(config)).to(self.device)
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames of a batch of clips.
+
+        Parameters
+        ----------
+        audio : torch.Tensor, shape (batch, n_samples) or (n_samples,)
+            Float audio at ``config.sample_rate``; at least ``n_fft`` samples.
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, n_frames, n_mels) or (n_frames, n_mels), float32
+        """
+        import torch
+
+        squeeze = audio.dim() == 1
+        if squeeze:
+            audio = audio.unsqueeze(0)
+        audio = audio.to(self.device, torch.float32)
+        cfg = self.config
+        if audio.shape[-1] < cfg.n_fft:
+            raise ValueError(f"{audio.shape[-1]} samples is shorter than one frame ({cfg.n_fft})")
+        spec = torch.stft(
+            audio,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            window=self.window,
+            center=False,
+            return_complex=True,
+        )
+        power = spec.real.square() + spec.imag.square()  # (batch, n_fft // 2 + 1, frames)
+        mel = torch.matmul(self.filterbank, power)  # (batch, n_mels, frames)
+        out = torch.log(mel + cfg.log_floor).transpose(1, 2).contiguous()
+        return out[0] if squeeze else out
+
+    def frames_numpy(self, frames: np.ndarray) -> np.ndarray:
+        """Log-mel of already-cut frames, for streaming.
+
+        Parameters
+        ----------
+        frames : np.ndarray, shape (n, n_fft)
+            Raw audio frames (not windowed).
+
+        Returns
+        -------
+        np.ndarray, shape (n, n_mels), float32
+        """
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
+            spec = torch.fft.rfft(x * self.window, n=self.config.n_fft)
+            power = spec.real.square() + spec.imag.square()
+            mel = power @ self.filterbank.T
+            return torch.log(mel + self.config.log_floor).cpu().numpy()
+
+
+def log_mel(audio: np.ndarray | torch.Tensor, config: FeatureConfig) -> np.ndarray:
+    """Log-mel frames of one clip or a batch, computed with the torch path on the CPU.
+
+    Convenience wrapper over :class:`LogMel` for code that holds numpy arrays.
+
+    Parameters
+    ----------
+    audio : array, shape (n_samples,) or (batch, n_samples)
+    config : FeatureConfig
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_mels) or (batch, n_frames, n_mels), float32
+    """
+    import torch
+
+    with torch.inference_mode():
+        tensor = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        return LogMel(config)(tensor).numpy()
+
+
+def fit_clip(audio: np.ndarray, n_samples: int) -> np.ndarray:
+    """Zero-pad a clip at the end to ``n_samples`` (the Speech Commands recipe); longer is an error.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (n,)
+    n_samples : int
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples,), float32
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.shape[0] > n_samples:
+        raise ValueError(f"clip of {audio.shape[0]} samples is longer than {n_samples}")
+    if audio.shape[0] == n_samples:
+        return audio
+    return np.pad(audio, (0, n_samples - audio.shape[0]))
