@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechrnn.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from speechrnn.errors import CheckpointError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig, SpeechRNN
+
+LABELS = ("_silence_", "_unknown_", "yes", "no")
+
+
+def make_model() -> SpeechRNN:
+    torch.manual_seed(3)
+    model = SpeechRNN(ModelConfig(n_classes=4, hidden_size=16, conv_channels=8, conv_stride=2, cell="lstm"))
+    model.set_normalization(torch.randn(40), torch.rand(40) + 0.5)
+    return model.eval()
+
+
+def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
+    model = make_model()
+    features = FeatureConfig(n_mels=40, hop_seconds=0.0125)
+    path = save_checkpoint(tmp_path / "m.pt", model=model, feature_config=features, labels=LABELS,
+                           summary={"metrics": {"val_accuracy": 0.9}})
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.labels == LABELS
+    assert checkpoint.feature_config == features
+    assert checkpoint.model_config == model.config
+    assert checkpoint.summary["metrics"]["val_accuracy"] == 0.9
+    frames = torch.randn(3, 50, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(checkpoint.build_model()(frames), model(frames), atol=0, rtol=0)
+
+
+def test_label_count_must_match(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="3 labels"):
+        save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(), labels=LABELS[:3])
+
+
+class Payload:
+    """Unpickling this runs a command: the classic malicious model file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_file_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "speechrnn-model", "weights": Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="refused") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+    # a raw pickle (not a torch zip) carrying the same payload is refused too
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "file not found"),
+        (b"", "empty file"),
+        (b"this is not a model at all" * 10, "not a readable model file"),
+    ],
+)
+def test_bad_files_name_the_file_and_reason(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    path = tmp_path / "bad.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=reason) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(), labels=LABELS)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+
+
+def test_plain_tensor_file_is_not_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not a speechrnn model file"):
+        load_checkpoint(path)
+
+
+def test_mismatched_weights_are_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(), labels=LABELS)
+    payload = torch.load(path, weights_only=True)
+    payload["model_config"]["hidden_size"] = 32
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(path)
+
+
+def test_future_format_version_is_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(), labels=LABELS)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(path)
+
+
+def test_atomic_save_keeps_old_file_when_save_fails(tmp_path: Path) -> None:
+    path = tmp_path / "state.pt"
+    atomic_torch_save({"step": 1}, path)
+
+    class Unsaveable:
+        def __reduce__(self) -> object:
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError):
+        atomic_torch_save({"step": 2, "bad": Unsaveable()}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]

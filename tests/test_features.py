@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speechrnn.features import FeatureConfig, LogMel, fit_clip, log_mel, log_mel_librosa
+
+CONFIGS = [
+    FeatureConfig(),
+    FeatureConfig(n_mels=64, n_fft=400, window_seconds=0.025, hop_seconds=0.01, fmax=8000.0),
+    FeatureConfig(n_mels=80, n_fft=1024, window_seconds=0.03, hop_seconds=0.015, fmin=0.0),
+    FeatureConfig(sample_rate=8000, n_mels=32, n_fft=256, fmax=4000.0, clip_seconds=0.8),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.sample_rate}-{c.n_fft}-{c.n_mels}")
+def test_torch_log_mel_equals_librosa(config: FeatureConfig, rng: np.random.Generator) -> None:
+    t = np.arange(config.clip_samples) / config.sample_rate
+    speechy = 0.3 * np.sin(2 * np.pi * (200 + 800 * t) * t) + 0.01 * rng.standard_normal(t.size)
+    quiet = 1e-4 * rng.standard_normal(t.size)
+    silent = np.zeros(t.size)
+    for audio in (speechy, quiet, silent):
+        audio = audio.astype(np.float32)
+        reference = log_mel_librosa(audio, config)
+        ours = log_mel(audio, config)
+        assert ours.shape == reference.shape == (config.n_frames, config.n_mels)
+        np.testing.assert_allclose(ours, reference, atol=1e-4, rtol=0)
+
+
+def test_batched_equals_one_by_one(rng: np.random.Generator) -> None:
+    config = FeatureConfig()
+    clips = (0.1 * rng.standard_normal((5, config.clip_samples))).astype(np.float32)
+    batched = log_mel(clips, config)
+    for clip, frames in zip(clips, batched, strict=True):
+        np.testing.assert_allclose(log_mel(clip, config), frames, atol=1e-5)
+
+
+def test_frames_numpy_matches_stft_path(rng: np.random.Generator) -> None:
+    config = FeatureConfig()
+    audio = (0.1 * rng.standard_normal(config.clip_samples)).astype(np.float32)
+    frames = np.stack([audio[i * config.hop_length: i * config.hop_length + config.n_fft]
+                       for i in range(config.n_frames)])
+    np.testing.assert_allclose(LogMel(config).frames_numpy(frames), log_mel(audio, config), atol=1e-5)
+
+
+def test_derived_values() -> None:
+    config = FeatureConfig()
+    assert (config.win_length, config.hop_length, config.clip_samples) == (400, 160, 16000)
+    assert config.n_frames == 1 + (16000 - 512) // 160 == 97
+    assert config.frames_for(511) == 0
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+
+
+def test_invalid_configs_are_refused() -> None:
+    with pytest.raises(ValueError, match="longer than n_fft"):
+        FeatureConfig(n_fft=256, window_seconds=0.025)
+    with pytest.raises(ValueError, match="Nyquist"):
+        FeatureConfig(sample_rate=8000, fmax=7600.0)
+
+
+def test_too_short_audio_is_refused() -> None:
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        LogMel(FeatureConfig())(torch.zeros(100))
+
+
+def test_fit_clip_pads_and_refuses_long() -> None:
+    padded = fit_clip(np.ones(10, dtype=np.float32), 16)
+    assert padded.shape == (16,) and padded[:10].sum() == 10 and padded[10:].sum() == 0
+    with pytest.raises(ValueError, match="longer"):
+        fit_clip(np.ones(20), 16)
