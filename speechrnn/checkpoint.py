@@ -43,6 +43,8 @@ class Checkpoint:
         Class names, index-aligned with the model's outputs.
     summary : dict
         Training summary: data, recipe, metrics (JSON-compatible values).
+    extras : dict of str to torch.Tensor
+        Optional tensors that travel with the model (e.g. a rehearsal bank for fine-tuning).
     """
 
     state_dict: Mapping[str, torch.Tensor]
@@ -50,6 +52,7 @@ class Checkpoint:
     model_config: ModelConfig
     labels: tuple[str, ...]
     summary: Mapping[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     def build_model(self, *, device: str | torch.device = "cpu") -> SpeechRNN:
         """A :class:`SpeechRNN` with these weights, in eval mode, on ``device``."""
@@ -110,6 +113,7 @@ def save_checkpoint(
     feature_config: FeatureConfig,
     labels: tuple[str, ...] | list[str],
     summary: Mapping[str, Any] | None = None,
+    extras: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a model file atomically.
 
@@ -123,6 +127,8 @@ def save_checkpoint(
         One per model output.
     summary : mapping, optional
         JSON-compatible training summary (data, recipe, metrics).
+    extras : mapping of str to torch.Tensor, optional
+        Extra tensors stored beside the weights (see :class:`Checkpoint`).
 
     Returns
     -------
@@ -139,6 +145,7 @@ def save_checkpoint(
         "labels": list(labels),
         "summary": dict(summary or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "extras": {k: v.detach().cpu().clone() for k, v in (extras or {}).items()},
     }
     atomic_torch_save(payload, path)
     return Path(path)
@@ -173,6 +180,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model_config=model_config,
         labels=labels,
         summary=payload.get("summary") or {},
+        extras=payload.get("extras") or {},
     )
     try:
         SpeechRNN(model_config).load_state_dict(dict(state_dict))
