@@ -98,20 +98,53 @@ class FeatureConfig:
         return cls(**data)
 
 
-def mel_filterbank(config: FeatureConfig) -> np.ndarray:
-    """The librosa (Slaney) mel filterbank, shape ``(n_mels, n_fft // 2 + 1)``, float32."""
-    import librosa
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    log_region = hz >= min_log_hz
+    return np.where(log_region, min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep, hz / f_sp)
 
-    return librosa.filters.mel(
-        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax
-    ).astype(np.float32)
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hz_to_mel`."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    log_region = mels >= min_log_mel
+    return np.where(log_region, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+def mel_filterbank(config: FeatureConfig) -> np.ndarray:
+    """The Slaney-normalised mel filterbank, shape ``(n_mels, n_fft // 2 + 1)``, float32.
+
+    The same arithmetic as ``librosa.filters.mel(htk=False, norm="slaney")`` (equal to it
+    bit for bit, tested), in plain numpy so that building a :class:`LogMel` does not import
+    librosa (seconds of start-up for ``speechrnn classify``).
+    """
+    n_mels = config.n_mels
+    fft_freqs = np.fft.rfftfreq(n=config.n_fft, d=1.0 / config.sample_rate)
+    mels = np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), n_mels + 2)
+    mel_f = _mel_to_hz(mels)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((n_mels, config.n_fft // 2 + 1), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    return weights
 
 
 def hann_window(config: FeatureConfig) -> np.ndarray:
-    """Periodic Hann window of ``win_length`` zero-padded (centred) to ``n_fft``, float32."""
-    import scipy.signal
+    """Periodic Hann window of ``win_length`` zero-padded (centred) to ``n_fft``, float32.
 
-    window = scipy.signal.get_window("hann", config.win_length, fftbins=True).astype(np.float32)
+    Equal to ``scipy.signal.get_window("hann", win_length, fftbins=True)`` (computed in numpy,
+    so that building a :class:`LogMel` does not import scipy).
+    """
+    n = config.win_length
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
     left = (config.n_fft - config.win_length) // 2
     return np.pad(window, (left, config.n_fft - config.win_length - left))
 

@@ -69,3 +69,22 @@ def test_fit_clip_pads_and_refuses_long() -> None:
     assert padded.shape == (16,) and padded[:10].sum() == 10 and padded[10:].sum() == 0
     with pytest.raises(ValueError, match="longer"):
         fit_clip(np.ones(20), 16)
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(n_mels=64, n_fft=1024, window_seconds=0.03),
+                                    FeatureConfig(sample_rate=8000, fmin=0.0, fmax=4000.0, n_fft=256, n_mels=20)])
+def test_filterbank_and_window_equal_librosa_and_scipy(config: FeatureConfig) -> None:
+    """The numpy filterbank and window (no librosa/scipy import at start-up) are the reference ones."""
+    import librosa
+    import scipy.signal
+
+    from speechrnn.features import hann_window, mel_filterbank
+
+    reference = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
+                                    fmin=config.fmin, fmax=config.fmax)
+    np.testing.assert_array_equal(mel_filterbank(config), reference.astype(np.float32))
+    window = scipy.signal.get_window("hann", config.win_length, fftbins=True).astype(np.float32)
+    left = (config.n_fft - config.win_length) // 2
+    padded = hann_window(config)
+    np.testing.assert_array_equal(padded[left : left + config.win_length], window)
+    assert padded.shape == (config.n_fft,) and padded[:left].sum() == padded[left + config.win_length :].sum() == 0
