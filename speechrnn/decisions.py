@@ -40,8 +40,8 @@ class DecisionConfig:
         Classes that are never reported (they still re-arm the decider).
     """
 
-    average_window_seconds: float = 0.5
-    threshold: float = 0.6
+    average_window_seconds: float = 0.4
+    threshold: float = 0.8
     suppression_seconds: float = 0.8
     minimum_count: int = 3
     ignore: tuple[str, ...] = ("_silence_", "_unknown_")

@@ -1,0 +1,179 @@
+"""The streaming accuracy tool: stream building, scoring, and an end-to-end run on synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import make_class_clip_with_span, write_speech_commands_tree
+
+from speechrnn.decisions import Detection
+from speechrnn.streaming_accuracy import build_stream, evaluate, main, make_background, score_detections
+
+
+def detection(label: str, time: float) -> Detection:
+    return Detection(label=label, score=0.9, time=time, start=time - 1.0, end=time)
+
+
+def test_make_background_levels_and_length() -> None:
+    rng = np.random.default_rng(0)
+    noise = [rng.standard_normal(16000 * 3).astype(np.float32) * 0.01, np.sin(np.arange(8000) * 0.1) * 0.5]
+    background = make_background(noise, 16000 * 40, rng=rng, level_db=(-40.0, -30.0))
+    assert background.shape == (16000 * 40,) and background.dtype == np.float32
+    seconds = background.reshape(40, 16000)
+    levels = 20 * np.log10(np.sqrt((seconds.astype(np.float64) ** 2).mean(axis=1)))
+    # whole seconds inside segments lie in the level range (joins fade, so allow a little below)
+    assert np.median(levels) == pytest.approx(-35, abs=5.5)
+    assert levels.max() <= -29.0
+    assert np.all(levels > -60)  # no gaps of silence at the joins
+    with pytest.raises(ValueError, match="noise"):
+        make_background([np.zeros(16000, dtype=np.float32)], 100, rng=rng)
+
+
+def test_build_stream_places_words_at_known_times() -> None:
+    rng = np.random.default_rng(1)
+    clips, spans = [], []
+    for name in ("rise", "tone", "_unknown_", "buzz"):
+        clip, start, end = make_class_clip_with_span(name, rng)
+        clips.append((clip, name))
+        spans.append((start, end))
+    noise = rng.standard_normal(16000 * 5).astype(np.float32)
+    audio, truth = build_stream(
+        clips,
+        noise=noise,
+        rng=rng,
+        gap_seconds=(1.5, 1.5),
+        noise_db=(-60.0, -55.0),
+        lead_seconds=0.5,
+        noise_only_seconds=4.0,
+    )
+    assert [t[0] for t in truth] == ["rise", "tone", "_unknown_", "buzz"]
+    for k, ((label, start, end), (clip, _), (sound_start, sound_end)) in enumerate(
+        zip(truth, clips, spans, strict=True)
+    ):
+        position = 0.5 + k * 2.5  # lead, then 1 s clip + 1.5 s gap each
+        # the word span is found within a frame or two of where the sound was put
+        assert start == pytest.approx(position + sound_start, abs=0.04), label
+        assert end == pytest.approx(position + sound_end, abs=0.04), label
+        i = round(position * 16000)
+        assert np.corrcoef(audio[i : i + clip.shape[0]], clip)[0, 1] > 0.99  # the clip, under quiet noise
+    # after the last clip: its gap, then the 4 s noise-only section at the requested level
+    assert audio.shape[0] == round((0.5 + 4 * 2.5 + 4.0) * 16000)
+    tail = audio[-4 * 16000 :].astype(np.float64)
+    assert 20 * np.log10(np.sqrt(np.mean(tail**2))) == pytest.approx(-57.5, abs=3)
+
+
+def test_score_detections_counts_every_kind() -> None:
+    truth = [("yes", 1.0, 1.5), ("no", 4.0, 4.4), ("_unknown_", 7.0, 7.5), ("up", 10.0, 10.6), ("go", 13.0, 13.5)]
+    detections = [
+        detection("yes", 1.6),  # matched, 100 ms after the word
+        detection("yes", 1.9),  # duplicate of the same word
+        detection("up", 4.5),  # wrong label for "no"
+        detection("stop", 7.3),  # on an out-of-vocabulary word
+        detection("up", 10.9),  # matched, 300 ms
+        detection("left", 15.0),  # in noise, between words (go ends 13.5 + 0.75 tolerance)
+        detection("left", 19.0),  # in the noise-only section
+    ]
+    score = score_detections(detections, truth, duration_seconds=20.0, noise_only_seconds=4.0)
+    assert (score.commands, score.oov_words) == (4, 1)
+    assert (score.matched, score.wrong, score.missed) == (2, 1, 1)
+    assert (score.false_on_oov, score.false_duplicates, score.false_in_noise) == (1, 1, 2)
+    assert score.false_positives == 4 and score.noise_only_false == 1
+    assert score.matched_percent == 50.0 and score.wrong_percent == 25.0 and score.missed_percent == 25.0
+    assert score.false_positive_percent == 100.0
+    assert score.false_per_10min == pytest.approx(4 / 20 * 600)
+    assert score.noise_only_false_per_10min == pytest.approx(150.0)
+    assert score.latency_median == pytest.approx(0.2)
+    report = score.as_dict()
+    assert report["goals"]["matched_ok"] is False and report["latency_p90_seconds"] == pytest.approx(0.28)
+    json.dumps(report)
+    # a detection before the word ends counts (negative latency), one past the tolerance does not
+    early = score_detections([detection("yes", 1.3)], truth[:1], duration_seconds=5.0)
+    assert early.matched == 1 and early.latency_median == pytest.approx(-0.2)
+    late = score_detections([detection("yes", 2.3)], truth[:1], duration_seconds=5.0)
+    assert late.matched == 0 and late.false_in_noise == 1 and late.missed == 1
+
+
+@pytest.fixture(scope="module")
+def synthetic_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sc") / "speech_commands"
+    write_speech_commands_tree(
+        root, per_word=30, rng=np.random.default_rng(3), extension="flac", testing_fraction=0.4, validation_fraction=0.2
+    )
+    return root
+
+
+def test_evaluate_on_synthetic_commands(synthetic_model: Path, synthetic_tree: Path, tmp_path: Path) -> None:
+    wav = tmp_path / "stream.wav"
+    report = evaluate(
+        data=synthetic_tree,
+        split="testing",
+        minutes=1.0,
+        noise_minutes=0.5,
+        model=synthetic_model,
+        noise_db=(-50.0, -40.0),
+        seed=1,
+        save_wav=wav,
+        progress=False,
+    )
+    score = report["score"]
+    assert score["commands"] + score["oov_words"] == report["stream"]["words"] == 20
+    assert score["oov_words"] == 4  # hiss clips, labelled _unknown_
+    assert score["matched_percent"] >= 80.0, score
+    # the synthetic model mistakes some pink-noise stretches for "buzz": counted, never hidden
+    assert score["false_positives"] == score["false_on_oov"] + score["false_duplicates"] + score["false_in_noise"]
+    assert score["noise_only_false"] <= score["false_in_noise"]
+    assert score["false_per_10min"] == pytest.approx(
+        score["false_positives"] / score["duration_seconds"] * 600, abs=0.01
+    )
+    assert score["latency_median_seconds"] is not None and -0.5 < score["latency_median_seconds"] < 0.8
+    assert report["stream"]["duration_seconds"] == pytest.approx(90.0, abs=15)
+    assert wav.is_file()
+    json.dumps(report)
+
+
+def test_cli_writes_report_and_tunes(
+    synthetic_model: Path, synthetic_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.json"
+    status = main(
+        [
+            "--data",
+            str(synthetic_tree),
+            "--split",
+            "validation",
+            "--minutes",
+            "0.5",
+            "--noise-minutes",
+            "0.2",
+            "--model",
+            str(synthetic_model),
+            "--out",
+            str(out),
+            "--tune",
+            "--quiet",
+            "--threshold",
+            "0.55",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "matched" in printed and "latency from word end" in printed and "best decision settings" in printed
+    report = json.loads(out.read_text())
+    assert report["split"] == "validation" and report["decision"]["threshold"] == 0.55
+    assert len(report["tuning"]) == 15
+    scores = [entry["score"] for entry in report["tuning"]]
+    meets = [s for s in scores if s["goals"]["false_ok"] and s["goals"]["latency_ok"]]
+    # settings meeting the false-positive and latency goals come first, most matched first
+    assert scores[: len(meets)] == meets
+    assert [s["matched"] for s in meets] == sorted((s["matched"] for s in meets), reverse=True)
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], synthetic_model: Path) -> None:
+    assert main(["--data", str(tmp_path / "none"), "--model", str(synthetic_model)]) == 1
+    assert "data folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--data", str(tmp_path / "empty"), "--model", str(synthetic_model)]) == 1
+    assert "testing_list.txt" in capsys.readouterr().err
