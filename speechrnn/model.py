@@ -175,7 +175,24 @@ class SpeechRNN(nn.Module):
         Returns
         -------
         torch.Tensor, shape (batch, n_classes)
-            Unnormalised logits.
+            Unnormalised logits: ``self.head(self.embed(frames, lengths))``.
+        """
+        return self.head(self.embed(frames, lengths))
+
+    def embed(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled sequence vector the classifier head reads (an "embedding" of each clip).
+
+        Parameters
+        ----------
+        frames : torch.Tensor, shape (batch, time, n_mels)
+            Log-mel frames; positions past each sequence's length are ignored.
+        lengths : torch.Tensor of int, shape (batch,), optional
+            Valid frames per sequence; all ``time`` when omitted.
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, output_size)
+            Everything before :attr:`head`: normalisation, front-end, RNN and pooling.
         """
         batch, time, _ = frames.shape
         x = (frames - self.feature_mean) / self.feature_std
@@ -198,8 +215,7 @@ class SpeechRNN(nn.Module):
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             packed_out, state = self.rnn(packed)
             outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=steps)
-        pooled = self._pool(outputs, state, lengths.to(x.device), full)
-        return self.head(pooled)
+        return self._pool(outputs, state, lengths.to(x.device), full)
 
     def _pool(
         self,

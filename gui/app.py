@@ -1,0 +1,71 @@
+"""``speechrnn-gui``: start the desktop app.
+
+Usage::
+
+    speechrnn-gui [--model PATH] [--device {auto,cpu,cuda}] [--input DEVICE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of ``speechrnn-gui``."""
+    parser = argparse.ArgumentParser(
+        prog="speechrnn-gui",
+        description="Desktop app: recognize spoken commands live from a microphone, classify audio files, "
+                    "record your own examples.",
+    )
+    parser.add_argument("--model", metavar="PATH",
+                        help="model file to load (default: the last one used, else the shipped default model)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="compute device for the model (default: the last one used, else auto)")
+    parser.add_argument("--input", metavar="DEVICE", default=None,
+                        help="audio input device name or index to preselect (default: the system default)")
+    return parser
+
+
+def create_application(argv: Sequence[str] | None = None) -> object:
+    """The QApplication (created once), with the app's names and dark theme.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Qt's own arguments (``-platform offscreen``, ...).
+    """
+    from PySide6.QtWidgets import QApplication
+
+    from gui.compat import protect_none
+    from gui.main_window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION
+    from gui.widgets import apply_dark_palette
+
+    protect_none()
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(["speechrnn-gui", *(argv or [])])
+    app.setOrganizationName(SETTINGS_ORGANIZATION)
+    app.setApplicationName(SETTINGS_APPLICATION)
+    app.setApplicationDisplayName("speechrnn")
+    app.setStyle("Fusion")
+    apply_dark_palette(app)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``speechrnn-gui`` console script; returns the exit status."""
+    args, qt_args = build_parser().parse_known_args(argv)
+    app = create_application(qt_args)
+
+    from gui.main_window import MainWindow
+
+    window = MainWindow(model_path=args.model, compute_device=args.device, input_device=args.input)
+    window.show()
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1573 @@
+"""The main window: live listening, detection log, file classification, model and recording panels.
+
+Everything slow (model loading, audio, inference, file classification, device listing) runs on
+worker threads (:mod:`gui.workers`); their signals only store state here, and a ~30 fps timer
+on the GUI thread paints it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.compat import protect_none
+from gui.widgets import (
+    ERROR,
+    TEXT_DIM,
+    BannerStack,
+    DecisionDisplay,
+    LevelMeter,
+    ProbabilityBars,
+    SpectrogramView,
+    display_label,
+)
+from gui.workers import (
+    ListenWorker,
+    LiveUpdate,
+    LoadedModel,
+    SourceFactory,
+    SourceInfo,
+    TaskContext,
+    TaskWorker,
+    WorkerThread,
+    classify_files,
+    expand_paths,
+    load_model,
+    microphone_factory,
+    record_clip,
+    save_wav,
+    summarize_model,
+)
+
+if TYPE_CHECKING:
+    from speechrnn.classify import FileRecord
+    from speechrnn.decisions import DecisionConfig
+    from speechrnn.inference import Classifier
+    from speechrnn.microphone import InputDevice
+
+SETTINGS_ORGANIZATION = "speechrnn"
+SETTINGS_APPLICATION = "speechrnn-gui"
+PAINT_INTERVAL_MS = 33  # ~30 frames per second
+STOP_TIMEOUT_MS = 3000
+NO_MODEL_MESSAGE = "No model loaded: open a model file (File ▸ Open model…)"
+
+#: ``device_lister(refresh) -> list[InputDevice]``; raises DeviceError when audio is unavailable
+DeviceLister = Callable[[bool], "list[InputDevice]"]
+
+
+def default_device_lister(refresh: bool) -> list[InputDevice]:
+    """The machine's audio inputs (:func:`speechrnn.microphone.list_inputs`)."""
+    from speechrnn.microphone import list_inputs
+
+    return list_inputs(refresh=refresh)
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch can use a CUDA GPU here."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One row of the detection log.
+
+    Parameters
+    ----------
+    wall_time : datetime
+        When the app received the detection.
+    stream_time : float
+        Seconds into the listening session.
+    label : str
+    score : float
+        Confidence in [0, 1].
+    """
+
+    wall_time: datetime
+    stream_time: float
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class _RecordTarget:
+    """Where a recording in progress will be saved."""
+
+    path: Path | None
+    folder: Path
+    word: str
+    sample_rate: int
+
+
+class MainWindow(QMainWindow):
+    """The speechrnn desktop app's window.
+
+    Parameters
+    ----------
+    settings : QSettings, optional
+        Where settings are remembered; default ``QSettings("speechrnn", "speechrnn-gui")``.
+        Tests pass an isolated INI file.
+    source_factory : callable, optional
+        ``source_factory(device, sample_rate) -> AudioSource`` opening the live input; the
+        microphone by default. Called on the listening thread.
+    device_lister : callable, optional
+        ``device_lister(refresh) -> list[InputDevice]`` for the input picker;
+        :func:`speechrnn.microphone.list_inputs` by default. Called on a worker thread.
+    model_path : path-like, optional
+        Model to load at start; default: the remembered one, else the shipped default model.
+    compute_device : {"auto", "cpu", "cuda"}, optional
+        Default: the remembered one, else ``auto``.
+    input_device : str or int, optional
+        Input device to preselect (name, part of a name, or index); default: the remembered one,
+        else the system default.
+    hop_seconds : float
+        Time between model evaluations while listening, seconds.
+    """
+
+    def __init__(self, *, settings: QSettings | None = None, source_factory: SourceFactory | None = None,
+                 device_lister: DeviceLister | None = None, model_path: str | os.PathLike[str] | None = None,
+                 compute_device: str | None = None, input_device: str | int | None = None,
+                 hop_seconds: float = 0.1, parent: QWidget | None = None) -> None:
+        protect_none()  # before the 30 fps repaints start calling void Qt methods
+        super().__init__(parent)
+        self.settings = settings if settings is not None else QSettings(SETTINGS_ORGANIZATION, SETTINGS_APPLICATION)
+        self.source_factory: SourceFactory = source_factory or microphone_factory
+        self.device_lister: DeviceLister = device_lister or default_device_lister
+        self.hop_seconds = hop_seconds
+        self._wanted_input = None if input_device is None else str(input_device)
+        self._cuda: bool | None = None  # checked on a worker thread (importing torch takes seconds)
+        self._initial_model = model_path
+        self._requested_compute = compute_device
+        self._model: LoadedModel | None = None
+        self._listen: WorkerThread | None = None
+        self._threads: set[WorkerThread] = set()
+        self._classify_thread: WorkerThread | None = None
+        self._pending_record: _RecordTarget | None = None
+        self._last_recording: Path | None = None
+        self._source_info: SourceInfo | None = None
+        self._log: list[LogEntry] = []
+        self._results: list[FileRecord] = []
+        self._classify_roots: list[Path] = []
+        self._latest_probabilities: np.ndarray | None = None
+        self._latest_level: float | None = None
+        self._compute_times: deque[float] = deque(maxlen=30)
+        self._dropped = 0
+        self._overflows = 0
+        self._last_error = ""
+        self._error_box: QMessageBox | None = None
+        self._closing = False
+        self._teach_dialog: QDialog | None = None
+        self._resume_listening = False
+        self._teach_uses_microphone = False
+        self._paint_count = 0
+
+        self.setWindowTitle("speechrnn — speech command recognizer")
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_central()
+        self._build_status_bar()
+        self._restore_settings()
+
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setInterval(PAINT_INTERVAL_MS)
+        self._paint_timer.timeout.connect(self._paint)
+        self._paint_timer.start()
+
+        # A window destroyed without being closed (its last reference dropped) still stops and
+        # joins its threads before Qt deletes them (a QThread destroyed while running aborts).
+        self.destroyed.connect(partial(_stop_threads, self._threads), Qt.ConnectionType.DirectConnection)
+
+        self.refresh_devices(refresh=False)
+        self._check_cuda()
+        self._update_status()
+
+    # ------------------------------------------------------------------------------------------ building
+
+    def _build_actions(self) -> None:
+        self.open_model_action = QAction("&Open model…", self)
+        self.open_model_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_model_action.triggered.connect(self._choose_model)
+        self.classify_files_action = QAction("&Classify files…", self)
+        self.classify_files_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.classify_files_action.triggered.connect(self._choose_files)
+        self.classify_folder_action = QAction("Classify &folder…", self)
+        self.classify_folder_action.triggered.connect(self._choose_folder)
+        self.export_log_action = QAction("Export &detections (CSV)…", self)
+        self.export_log_action.triggered.connect(self._choose_export_log)
+        self.export_results_action = QAction("Export file &results (CSV)…", self)
+        self.export_results_action.triggered.connect(self._choose_export_results)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+        self.listen_action = QAction("&Start listening", self)
+        self.listen_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.listen_action.triggered.connect(self.toggle_listening)
+        self.record_action = QAction("&Record clip", self)
+        self.record_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.record_action.triggered.connect(self.record_clip)
+        self.record_as_action = QAction("Record clip &as…", self)
+        self.record_as_action.triggered.connect(self._choose_record_file)
+        self.teach_action = QAction("&Teach a word…", self)
+        self.teach_action.setToolTip("Record a new word a few times and learn it into a new model")
+        self.teach_action.triggered.connect(self.open_teach_dialog)
+        self.refresh_action = QAction("Refresh &input devices", self)
+        self.refresh_action.triggered.connect(self._refresh_clicked)
+        self.about_action = QAction("&About", self)
+        self.about_action.triggered.connect(self._about)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.open_model_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.classify_files_action)
+        file_menu.addAction(self.classify_folder_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.export_log_action)
+        file_menu.addAction(self.export_results_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        listen_menu = self.menuBar().addMenu("&Listen")
+        listen_menu.addAction(self.listen_action)
+        listen_menu.addAction(self.record_action)
+        listen_menu.addAction(self.record_as_action)
+        listen_menu.addAction(self.teach_action)
+        listen_menu.addSeparator()
+        listen_menu.addAction(self.refresh_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Controls", self)
+        bar.setMovable(False)
+        bar.setObjectName("controls")
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+        self.listen_button = QPushButton("● Start listening")
+        self.listen_button.setObjectName("listenButton")
+        self.listen_button.setCheckable(True)
+        self.listen_button.setMinimumWidth(160)
+        self.listen_button.clicked.connect(self._listen_button_clicked)
+        bar.addWidget(self.listen_button)
+        bar.addSeparator()
+
+        bar.addWidget(QLabel("Input"))
+        self.device_combo = QComboBox()
+        self.device_combo.setMinimumWidth(180)
+        self.device_combo.setMaximumWidth(260)
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.device_combo.setToolTip("Audio input device (the system default is preselected)")
+        self.device_combo.currentIndexChanged.connect(self._device_changed)
+        bar.addWidget(self.device_combo)
+        self.refresh_button = QToolButton()
+        self.refresh_button.setText("⟳")
+        self.refresh_button.setToolTip("Refresh the list of input devices")
+        self.refresh_button.clicked.connect(self._refresh_clicked)
+        bar.addWidget(self.refresh_button)
+        bar.addSeparator()
+
+        bar.addWidget(QLabel("Compute"))
+        self.compute_combo = QComboBox()
+        self.compute_combo.addItem("CPU", "cpu")
+        self.compute_combo.addItem("GPU (CUDA)", "cuda")
+        self.compute_combo.model().item(1).setEnabled(False)  # until the check says otherwise
+        self.compute_combo.setToolTip("Where the model runs (checking for a CUDA GPU…)")
+        self.compute_combo.currentIndexChanged.connect(self._compute_changed)
+        bar.addWidget(self.compute_combo)
+        self.gpu_note = QLabel("no CUDA GPU")
+        self.gpu_note.setObjectName("note")
+        self._gpu_note_action = bar.addWidget(self.gpu_note)
+        self._gpu_note_action.setVisible(False)  # a toolbar shows and hides its actions, not the widgets
+        bar.addSeparator()
+
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self.record_button = QPushButton("● Record 1 s")
+        self.record_button.setToolTip("Record a clip from the input and save it as WAV (see the Record tab)")
+        self.record_button.clicked.connect(self.record_clip)
+        bar.addWidget(self.record_button)
+
+    def _build_central(self) -> None:
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(10, 8, 10, 6)
+        outer.setSpacing(8)
+        self.banner = BannerStack()
+        outer.addWidget(self.banner)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
+        outer.addWidget(splitter, 1)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(8)
+        live = QGroupBox("Live input")
+        live_layout = QVBoxLayout(live)
+        level_row = QHBoxLayout()
+        level_row.addWidget(QLabel("Level"))
+        self.level_meter = LevelMeter()
+        level_row.addWidget(self.level_meter, 1)
+        live_layout.addLayout(level_row)
+        self.spectrogram = SpectrogramView()
+        self.spectrogram.setMinimumHeight(200)
+        live_layout.addWidget(self.spectrogram, 1)
+        left_layout.addWidget(live, 3)
+
+        recognition = QGroupBox("Recognition")
+        rec_outer = QVBoxLayout(recognition)
+        rec_layout = QHBoxLayout()
+        self.decision_display = DecisionDisplay()
+        self.decision_display.setMinimumWidth(260)
+        self.decision_display.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        rec_layout.addWidget(self.decision_display, 2)
+        self.prob_bars = ProbabilityBars()
+        rec_layout.addWidget(self.prob_bars, 3)
+        rec_outer.addLayout(rec_layout, 1)
+        rec_outer.addLayout(self._build_decision_controls())
+        left_layout.addWidget(recognition, 2)
+        splitter.addWidget(left)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_log_tab(), "Detections")
+        self.tabs.addTab(self._build_files_tab(), "Files")
+        self.tabs.addTab(self._build_model_tab(), "Model")
+        self.tabs.addTab(self._build_record_tab(), "Record")
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([760, 500])
+        self.setCentralWidget(central)
+
+    def _build_decision_controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setContentsMargins(4, 0, 4, 0)
+        row.addWidget(QLabel("Threshold"))
+        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
+        self.threshold_slider.setRange(5, 99)
+        self.threshold_slider.setFixedWidth(160)
+        self.threshold_slider.setToolTip("Minimum smoothed probability of a detection")
+        self.threshold_slider.valueChanged.connect(self._decision_changed)
+        row.addWidget(self.threshold_slider)
+        self.threshold_label = QLabel("0.60")
+        self.threshold_label.setMinimumWidth(34)
+        row.addWidget(self.threshold_label)
+
+        row.addSpacing(24)
+        row.addWidget(QLabel("Smoothing"))
+        self.smoothing_spin = QDoubleSpinBox()
+        self.smoothing_spin.setRange(0.1, 2.0)
+        self.smoothing_spin.setSingleStep(0.1)
+        self.smoothing_spin.setDecimals(1)
+        self.smoothing_spin.setSuffix(" s")
+        self.smoothing_spin.setToolTip("Probabilities are averaged over this window before deciding")
+        self.smoothing_spin.valueChanged.connect(self._decision_changed)
+        row.addWidget(self.smoothing_spin)
+        row.addStretch(1)
+        return row
+
+    @staticmethod
+    def _table(headers: Sequence[str]) -> QTableWidget:
+        table = QTableWidget(0, len(headers))
+        table.setHorizontalHeaderLabels(list(headers))
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setAlternatingRowColors(True)
+        table.verticalHeader().setVisible(False)
+        table.setShowGrid(False)
+        table.horizontalHeader().setHighlightSections(False)
+        return table
+
+    def _build_log_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.detections_table = self._table(["Time", "Stream", "Command", "Confidence"])
+        header = self.detections_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        layout.addWidget(self.detections_table, 1)
+        buttons = QHBoxLayout()
+        self.log_count_label = QLabel("No detections yet")
+        self.log_count_label.setStyleSheet(f"color: {TEXT_DIM}")
+        buttons.addWidget(self.log_count_label, 1)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.clear_log)
+        export = QPushButton("Export CSV…")
+        export.clicked.connect(self._choose_export_log)
+        buttons.addWidget(clear)
+        buttons.addWidget(export)
+        layout.addLayout(buttons)
+        return page
+
+    def _build_files_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        hint = QLabel("Drop audio files or folders onto the window, or use File ▸ Classify files…")
+        hint.setWordWrap(True)
+        hint.setStyleSheet(f"color: {TEXT_DIM}")
+        layout.addWidget(hint)
+        progress_row = QHBoxLayout()
+        self.files_progress = QProgressBar()
+        self.files_progress.setRange(0, 1)
+        self.files_progress.setValue(0)
+        self.files_progress.setFormat("%v / %m files")
+        progress_row.addWidget(self.files_progress, 1)
+        self.files_cancel = QPushButton("Cancel")
+        self.files_cancel.setEnabled(False)
+        self.files_cancel.clicked.connect(self.cancel_classification)
+        progress_row.addWidget(self.files_cancel)
+        layout.addLayout(progress_row)
+        self.files_table = self._table(["File", "Command", "Confidence", "Details"])
+        self.files_table.setWordWrap(False)
+        self.files_table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header = self.files_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for column, width in enumerate((150, 80, 80)):
+            self.files_table.setColumnWidth(column, width)
+        layout.addWidget(self.files_table, 1)
+        buttons = QHBoxLayout()
+        self.files_summary = QLabel("")
+        self.files_summary.setStyleSheet(f"color: {TEXT_DIM}")
+        buttons.addWidget(self.files_summary, 1)
+        add_files = QPushButton("Add files…")
+        add_files.clicked.connect(self._choose_files)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.clear_results)
+        export = QPushButton("Export CSV…")
+        export.clicked.connect(self._choose_export_results)
+        buttons.addWidget(add_files)
+        buttons.addWidget(clear)
+        buttons.addWidget(export)
+        layout.addLayout(buttons)
+        return page
+
+    def _build_model_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.model_fields: dict[str, QLabel] = {}
+        for key in ("file", "status", "labels", "accuracy", "architecture", "parameters", "features", "trained on",
+                    "compute"):
+            label = QLabel("—")
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.model_fields[key] = label
+            form.addRow(f"{key.capitalize()}:", label)
+        layout.addLayout(form)
+        layout.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        button = QPushButton("Open model…")
+        button.clicked.connect(self._choose_model)
+        row.addWidget(button)
+        layout.addLayout(row)
+        return page
+
+    def _build_record_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        intro = QLabel("Collect your own examples: each recording of a word is saved as the next "
+                       "16-bit WAV take in <folder>/<word>/take-NNN.wav; never overwritten.")
+        intro.setWordWrap(True)
+        intro.setStyleSheet(f"color: {TEXT_DIM}")
+        layout.addWidget(intro)
+        form = QFormLayout()
+        self.record_word = QLineEdit()
+        self.record_word.setPlaceholderText("e.g. yes  (empty: saved as recording_<time>.wav)")
+        form.addRow("Word:", self.record_word)
+        folder_row = QHBoxLayout()
+        self.record_folder = QLineEdit()
+        folder_row.addWidget(self.record_folder, 1)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._choose_record_folder)
+        folder_row.addWidget(browse)
+        form.addRow("Folder:", folder_row)
+        self.record_seconds = QDoubleSpinBox()
+        self.record_seconds.setRange(0.5, 10.0)
+        self.record_seconds.setSingleStep(0.5)
+        self.record_seconds.setDecimals(1)
+        self.record_seconds.setValue(1.0)
+        self.record_seconds.setSuffix(" s")
+        self.record_seconds.setMaximumWidth(110)
+        self.record_seconds.valueChanged.connect(self._record_seconds_changed)
+        form.addRow("Length:", self.record_seconds)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.record_tab_button = QPushButton("● Record")
+        self.record_tab_button.clicked.connect(self.record_clip)
+        row.addWidget(self.record_tab_button)
+        layout.addLayout(row)
+        self.record_status = QLabel("")
+        self.record_status.setWordWrap(True)
+        self.record_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.record_status)
+        layout.addStretch(1)
+        return page
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        self.status_labels: dict[str, QLabel] = {}
+        for key, text in (("input", "Input: —"), ("rate", "— Hz"), ("compute", "Compute: —"),
+                          ("inference", "Inference: — ms/hop"), ("dropped", "Dropped blocks: 0")):
+            label = QLabel(text)
+            self.status_labels[key] = label
+            bar.addPermanentWidget(label)
+
+    # ------------------------------------------------------------------------------------------ settings
+
+    def _restore_settings(self) -> None:
+        threshold = _float(self.settings.value("threshold"), 0.6)
+        smoothing = _float(self.settings.value("smoothing"), 0.5)
+        self.threshold_slider.blockSignals(True)
+        self.smoothing_spin.blockSignals(True)
+        self.threshold_slider.setValue(round(min(max(threshold, 0.05), 0.99) * 100))
+        self.smoothing_spin.setValue(min(max(smoothing, 0.1), 2.0))
+        self.threshold_slider.blockSignals(False)
+        self.smoothing_spin.blockSignals(False)
+        self.threshold_label.setText(f"{self.threshold:.2f}")
+        self.prob_bars.set_threshold(self.threshold)
+
+        folder = str(self.settings.value("record_folder", "") or "")
+        if not folder:
+            from speechrnn.userdata import recordings_dir
+
+            folder = str(recordings_dir())
+        self.record_folder.setText(folder)
+        self.record_word.setText(str(self.settings.value("record_word", "") or ""))
+        self.record_seconds.setValue(min(max(_float(self.settings.value("record_seconds"), 1.0), 0.5), 10.0))
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def save_settings(self) -> None:
+        """Remember input device, compute device, model, threshold, smoothing and recording folder."""
+        self.settings.setValue("threshold", self.threshold)
+        self.settings.setValue("smoothing", self.smoothing)
+        if self._cuda is not None:  # the choice is only known once the GPU check is done
+            self.settings.setValue("compute_device", self.compute_device)
+        device = self.selected_input_device
+        if device is not None:
+            self.settings.setValue("input_device", device)
+        if self._model is not None:
+            self.settings.setValue("model_path", str(self._model.path))
+        self.settings.setValue("record_folder", self.record_folder.text())
+        self.settings.setValue("record_word", self.record_word.text())
+        self.settings.setValue("record_seconds", self.record_seconds.value())
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.sync()
+
+    # ------------------------------------------------------------------------------------------ properties
+
+    @property
+    def classifier(self) -> Classifier | None:
+        """The loaded model, or None."""
+        return self._model.classifier if self._model is not None else None
+
+    @property
+    def model_path(self) -> Path | None:
+        """The loaded model's file, or None."""
+        return self._model.path if self._model is not None else None
+
+    @property
+    def threshold(self) -> float:
+        """Detection threshold in [0, 1]."""
+        return self.threshold_slider.value() / 100.0
+
+    @property
+    def smoothing(self) -> float:
+        """Averaging window of the decisions, seconds."""
+        return float(self.smoothing_spin.value())
+
+    @property
+    def compute_device(self) -> str:
+        """``cpu`` or ``cuda``."""
+        return str(self.compute_combo.currentData())
+
+    @property
+    def selected_input_device(self) -> str | None:
+        """Name of the chosen input device (None: the system default)."""
+        data = self.device_combo.currentData()
+        return str(data) if data else None
+
+    @property
+    def is_listening(self) -> bool:
+        """Whether the listening thread is running."""
+        return self._listen is not None
+
+    @property
+    def listening_thread(self) -> QThread | None:
+        """The listening worker's thread while listening, else None."""
+        return self._listen.thread if self._listen is not None else None
+
+    @property
+    def teach_dialog(self) -> QDialog | None:
+        """The open *Teach a word* dialog, or None."""
+        return self._teach_dialog
+
+    @property
+    def paint_count(self) -> int:
+        """How many times the live view was repainted (the ~30 fps timer's ticks)."""
+        return self._paint_count
+
+    @property
+    def log_entries(self) -> tuple[LogEntry, ...]:
+        """The detection log, oldest first."""
+        return tuple(self._log)
+
+    @property
+    def file_results(self) -> tuple[FileRecord, ...]:
+        """File classification results, in table order."""
+        return tuple(self._results)
+
+    @property
+    def last_error(self) -> str:
+        """The last error message shown to the user ('' if none)."""
+        return self._last_error
+
+    def is_busy(self) -> bool:
+        """Whether any worker thread (listening, loading, classifying, recording) is running."""
+        return bool(self._threads)
+
+    def decision_config(self) -> DecisionConfig:
+        """The :class:`~speechrnn.decisions.DecisionConfig` from the threshold and smoothing controls."""
+        from speechrnn.decisions import DecisionConfig
+
+        return DecisionConfig(threshold=self.threshold, average_window_seconds=self.smoothing)
+
+    # ------------------------------------------------------------------------------------------ messages
+
+    def _show_banner(self, text: str, *, level: str = "error", topic: str = "") -> None:
+        self.banner.show_message(text, level=level, topic=topic)
+        if level == "error":
+            self._last_error = text
+
+    def _clear_banner(self, topic: str) -> None:
+        self.banner.dismiss(topic)
+
+    def _error_dialog(self, title: str, text: str) -> None:
+        """Show an error without blocking the event loop (window-modal, opened asynchronously)."""
+        self._last_error = text
+        self.statusBar().showMessage(text, 10000)
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        self._error_box = box
+
+    # ------------------------------------------------------------------------------------------ threads
+
+    def _start_thread(self, worker: Any) -> WorkerThread:
+        runner = WorkerThread(worker, self)
+        self._threads.add(runner)
+        runner.done.connect(self._thread_done)
+        runner.start()
+        return runner
+
+    @Slot()
+    def _thread_done(self) -> None:
+        for runner in [r for r in self._threads if not r.is_running()]:
+            if runner.join(timeout_ms=1000):
+                self._threads.discard(runner)
+                runner.deleteLater()
+
+    def shutdown(self, *, timeout_ms: int = STOP_TIMEOUT_MS) -> bool:
+        """Stop every worker thread and wait for them.
+
+        Returns
+        -------
+        bool
+            True when all threads finished within ``timeout_ms`` each.
+        """
+        self._closing = True
+        self._paint_timer.stop()
+        clean = True
+        for runner in list(self._threads):
+            clean = runner.stop(timeout_ms=timeout_ms) and clean
+        for runner in [r for r in self._threads if r.join(timeout_ms=0)]:
+            self._threads.discard(runner)
+        self._listen = None
+        return clean
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        if self._error_box is not None:
+            self._error_box.close()
+        if self._teach_dialog is not None:
+            self._teach_dialog.close()
+        self.shutdown()
+        event.accept()
+
+    # ------------------------------------------------------------------------------------------ devices
+
+    @Slot()
+    def _refresh_clicked(self) -> None:
+        if self.is_listening:
+            self.statusBar().showMessage("Stop listening before refreshing the input devices", 5000)
+            return
+        self.refresh_devices(refresh=True)
+
+    def refresh_devices(self, *, refresh: bool = True) -> None:
+        """List the input devices on a worker thread; the picker is filled when done."""
+        lister = self.device_lister
+        worker = TaskWorker(lambda context: lister(refresh), name="listing input devices")
+        worker.succeeded.connect(self._devices_listed)
+        worker.failed.connect(self._devices_failed)
+        self.refresh_button.setEnabled(False)
+        self._start_thread(worker)
+
+    @Slot(object)
+    def _devices_listed(self, devices: list[InputDevice]) -> None:
+        self.refresh_button.setEnabled(True)
+        wanted = self._wanted_input or str(self.settings.value("input_device", "") or "")
+        self._wanted_input = None
+        current = self.selected_input_device or wanted
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        if not devices:
+            self.device_combo.addItem("No input device found", None)
+            self.device_combo.blockSignals(False)
+            self._show_banner("No audio input device found: connect a microphone and press ⟳ "
+                              "(classifying files still works).", level="warning", topic="audio")
+            self._update_status()
+            return
+        select = 0
+        for i, device in enumerate(devices):
+            text = f"{device.name} (default)" if device.is_default else device.name
+            self.device_combo.addItem(text, device.name)
+            self.device_combo.setItemData(i, device.describe(), Qt.ItemDataRole.ToolTipRole)
+            if device.is_default and not current:
+                select = i
+        if current:
+            select = _match_device(devices, current, default=select)
+        self.device_combo.setCurrentIndex(select)
+        self.device_combo.blockSignals(False)
+        self._clear_banner("audio")
+        self._update_status()
+
+    @Slot(str)
+    def _devices_failed(self, message: str) -> None:
+        self.refresh_button.setEnabled(True)
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        self.device_combo.addItem("Audio input unavailable", None)
+        self.device_combo.blockSignals(False)
+        self._show_banner(f"Audio input unavailable: {message} (classifying files still works)",
+                          level="warning", topic="audio")
+        self._update_status()
+
+    @Slot(int)
+    def _device_changed(self, index: int) -> None:
+        device = self.selected_input_device
+        if device is not None:
+            self.settings.setValue("input_device", device)
+        if self.is_listening:  # listen to the new device instead
+            self._resume_listening = True
+            self.stop_listening()
+        self._update_status()
+
+    # ------------------------------------------------------------------------------------------ model
+
+    def _check_cuda(self) -> None:
+        """Ask PyTorch for a CUDA GPU on a worker thread; then choose the compute device and load the model."""
+        worker = TaskWorker(lambda context: cuda_available(), name="checking for a CUDA GPU")
+        worker.succeeded.connect(self._cuda_checked)
+        worker.failed.connect(self._cuda_check_failed)
+        self._start_thread(worker)
+
+    @Slot(str)
+    def _cuda_check_failed(self, message: str) -> None:
+        self._show_banner(f"PyTorch could not be started: {message}", level="error", topic="compute")
+        self._cuda_checked(False)
+
+    @Slot(object)
+    def _cuda_checked(self, available: bool) -> None:
+        if self._closing:
+            return
+        self._cuda = bool(available)
+        gpu = self.compute_combo.model().item(1)
+        gpu.setEnabled(self._cuda)
+        if self._cuda:
+            self.compute_combo.setToolTip("Where the model runs")
+            gpu.setToolTip("")
+        else:
+            reason = "GPU unavailable: PyTorch finds no CUDA GPU on this machine (torch.cuda.is_available() is False)"
+            gpu.setToolTip(reason)
+            self.compute_combo.setToolTip(reason)
+            self.gpu_note.setToolTip(reason)
+        self._gpu_note_action.setVisible(not self._cuda)
+        requested = self._requested_compute
+        wanted = (requested or str(self.settings.value("compute_device", "auto"))).strip().lower()
+        if wanted == "auto":
+            wanted = "cuda" if self._cuda else "cpu"
+        if wanted.startswith("cuda") and not self._cuda:
+            if requested is not None:
+                self._show_banner("CUDA was requested but PyTorch finds no CUDA GPU here: using the CPU.",
+                                  level="warning", topic="compute")
+            wanted = "cpu"
+        self.compute_combo.blockSignals(True)
+        self.compute_combo.setCurrentIndex(1 if wanted.startswith("cuda") else 0)
+        self.compute_combo.blockSignals(False)
+        self._update_status()
+        self._load_initial_model(self._initial_model)
+
+    def _load_initial_model(self, model_path: str | os.PathLike[str] | None) -> None:
+        from speechrnn import default_model_path
+
+        if model_path is not None:
+            self.open_model(model_path, interactive=False)
+            return
+        remembered = str(self.settings.value("model_path", "") or "")
+        if remembered and Path(remembered).is_file():
+            self.open_model(remembered, interactive=False)
+            return
+        default = default_model_path()
+        if default.is_file():
+            self.open_model(default, interactive=False)
+            return
+        self._show_no_model(f"{NO_MODEL_MESSAGE} — the default model ({default}) is not installed.")
+
+    def _show_no_model(self, text: str) -> None:
+        self._show_banner(text, level="warning", topic="model")
+        self.model_fields["status"].setText(text)
+        self._update_controls()
+
+    @Slot()
+    def _choose_model(self) -> None:
+        start = str(self.model_path.parent) if self.model_path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, "speechrnn models (*.pt);;All files (*)")
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str | os.PathLike[str], *, interactive: bool = True,
+                   device: str | None = None) -> None:
+        """Load a model file on a worker thread; the current model stays until the new one is ready.
+
+        Parameters
+        ----------
+        path : path-like
+        interactive : bool
+            A failure is shown in a message box (True) or only in the banner (startup).
+        device : {"cpu", "cuda"}, optional
+            Default: the compute-device choice.
+        """
+        path = Path(path)
+        device = device or self.compute_device
+        self.model_fields["status"].setText(f"Loading {path.name} on {device.upper()}…")
+        self.statusBar().showMessage(f"Loading model {path}…")
+        worker = TaskWorker(lambda context: load_model(path, device=device), name=f"loading {path}")
+        worker.succeeded.connect(self._model_loaded)
+        worker.failed.connect(self._model_failed_interactive if interactive else self._model_failed_startup)
+        self._start_thread(worker)
+
+    @Slot(object)
+    def _model_loaded(self, loaded: LoadedModel) -> None:
+        if self._closing:
+            return
+        previous = self._model
+        self._model = loaded
+        self.settings.setValue("model_path", str(loaded.path))
+        facts = summarize_model(loaded.classifier)
+        self.model_fields["file"].setText(str(loaded.path))
+        self.model_fields["status"].setText("Loaded")
+        for key in ("labels", "accuracy", "architecture", "parameters", "features", "trained on"):
+            self.model_fields[key].setText(facts.get(key, "—"))
+        self.model_fields["compute"].setText(loaded.device.upper())
+        if previous is None or previous.classifier.labels != loaded.classifier.labels:
+            self.prob_bars.set_labels(loaded.classifier.labels)
+        features = loaded.classifier.feature_config
+        if self.spectrogram.n_mels != features.n_mels:
+            self.spectrogram.reset(n_mels=features.n_mels, frames_per_second=1.0 / features.hop_seconds)
+        if self._listen is not None:
+            if previous is not None and previous.classifier.feature_config.sample_rate != features.sample_rate:
+                self._resume_listening = True  # reopen the input at the new model's rate
+                self.stop_listening()
+            else:
+                self._listen.worker.set_classifier(loaded.classifier)
+        self._clear_banner("model")
+        self.statusBar().showMessage(f"Model {loaded.path.name} loaded ({len(loaded.classifier.labels)} classes, "
+                                     f"{loaded.device.upper()})", 5000)
+        self._update_controls()
+        self._update_status()
+
+    @Slot(str)
+    def _model_failed_interactive(self, message: str) -> None:
+        self._model_failed(message, interactive=True)
+
+    @Slot(str)
+    def _model_failed_startup(self, message: str) -> None:
+        self._model_failed(message, interactive=False)
+
+    def _model_failed(self, message: str, *, interactive: bool) -> None:
+        if self._closing:
+            return
+        kept = f" Still using {self._model.path.name}." if self._model is not None else ""
+        self.model_fields["status"].setText(f"Refused: {message}" if self._model is None else "Loaded")
+        if interactive:
+            self._error_dialog("Cannot open model", f"Cannot open the model: {message}.{kept}")
+            self._show_banner(f"Model refused: {message}.{kept}", level="error", topic="model")
+        else:
+            self._show_banner(f"{NO_MODEL_MESSAGE} — {message}" if self._model is None else f"{message}{kept}",
+                              level="error", topic="model")
+            self._last_error = message
+        self._update_controls()
+
+    @Slot(int)
+    def _compute_changed(self, index: int) -> None:
+        device = self.compute_device
+        self.settings.setValue("compute_device", device)
+        if self._model is not None and self._model.device != device:
+            self.open_model(self._model.path, device=device)
+        self._update_status()
+
+    # ------------------------------------------------------------------------------------------ listening
+
+    @Slot()
+    def _listen_button_clicked(self) -> None:
+        self.toggle_listening()
+
+    @Slot()
+    def toggle_listening(self) -> None:
+        """Start listening, or stop if listening."""
+        if self.is_listening:
+            self.stop_listening()
+        else:
+            self.start_listening()
+
+    def start_listening(self) -> bool:
+        """Open the input and start recognizing on the listening thread.
+
+        Returns
+        -------
+        bool
+            False when no model is loaded (or already listening).
+        """
+        if self._listen is not None:
+            return False
+        if self._model is None:
+            self._show_no_model(NO_MODEL_MESSAGE)
+            self._update_controls()
+            return False
+        worker = ListenWorker(
+            source_factory=self.source_factory,
+            device=self.selected_input_device,
+            classifier=self._model.classifier,
+            decision=self.decision_config(),
+            hop_seconds=self.hop_seconds,
+        )
+        worker.opened.connect(self._listen_opened)
+        worker.updated.connect(self._live_update)
+        worker.failed.connect(self._listen_failed)
+        worker.recorded.connect(self._recorded)
+        worker.finished.connect(self._listen_finished)
+        self._compute_times.clear()
+        self._latest_level = None
+        self.spectrogram.reset()
+        self.decision_display.clear()
+        self.decision_display.set_idle_text("Starting…")
+        self._listen = self._start_thread(worker)
+        self._update_controls()
+        return True
+
+    def stop_listening(self) -> None:
+        """Ask the listening thread to stop (it finishes within a fraction of a second)."""
+        if self._listen is not None:
+            self._listen.worker.request_stop()
+            self.decision_display.set_idle_text("Stopping…")
+
+    @Slot(object)
+    def _listen_opened(self, info: SourceInfo) -> None:
+        self._source_info = info
+        self._clear_banner("audio")
+        self.decision_display.set_idle_text("Listening…")
+        self._update_status()
+
+    @Slot(object)
+    def _live_update(self, update: LiveUpdate) -> None:
+        if self._closing or self._listen is None:
+            return
+        if update.labels != self.prob_bars.labels:
+            self.prob_bars.set_labels(update.labels)
+        for step in update.steps:
+            self.spectrogram.append_frames(step.frames)
+            self._compute_times.append(step.compute_seconds)
+            if step.detection is not None:
+                self._add_detection(step.detection.label, step.detection.score, step.detection.time)
+        last = update.steps[-1]
+        self._latest_probabilities = last.average if np.any(last.average) else last.probabilities
+        self._latest_level = last.level_db
+        self._dropped, self._overflows = update.dropped_blocks, update.overflows
+
+    @Slot(str)
+    def _listen_failed(self, message: str) -> None:
+        if self._closing:
+            return
+        self._show_banner(f"Audio input problem: {message}. Listening stopped; classifying files still works.",
+                          level="error", topic="audio")
+
+    @Slot(str)
+    def _listen_finished(self, reason: str) -> None:
+        if self._closing:
+            return
+        self._listen = None
+        self._source_info = None
+        self._latest_level = None
+        self.decision_display.set_idle_text({"end of input": "Input ended", "error": "Input failed"}.get(
+            reason, "Stopped"))
+        if reason == "end of input":
+            self.statusBar().showMessage("The input ended", 5000)
+        if self._pending_record is not None:
+            self._pending_record = None
+            self._enable_record_buttons()
+            self.record_status.setText("Recording interrupted: the input stopped")
+        self._update_controls()
+        self._update_status()
+        self._maybe_resume_listening()
+
+    @Slot()
+    def _decision_changed(self) -> None:
+        self.threshold_label.setText(f"{self.threshold:.2f}")
+        self.prob_bars.set_threshold(self.threshold)
+        self.settings.setValue("threshold", self.threshold)
+        self.settings.setValue("smoothing", self.smoothing)
+        if self._listen is not None:
+            self._listen.worker.set_decision(self.decision_config())
+
+    # ------------------------------------------------------------------------------------------ detection log
+
+    def _add_detection(self, label: str, score: float, stream_time: float) -> None:
+        entry = LogEntry(wall_time=datetime.now(), stream_time=float(stream_time), label=label, score=float(score))
+        self._log.append(entry)
+        self.decision_display.show_detection(label, score)
+        table = self.detections_table
+        table.insertRow(0)
+        cells = (entry.wall_time.strftime("%H:%M:%S"), f"{entry.stream_time:.2f} s", display_label(label),
+                 f"{score * 100:.1f}%")
+        for column, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            if column in (1, 3):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if column == 2:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            table.setItem(0, column, item)
+        self.log_count_label.setText(f"{len(self._log)} detection{'s' if len(self._log) != 1 else ''}")
+
+    @Slot()
+    def clear_log(self) -> None:
+        """Empty the detection log."""
+        self._log.clear()
+        self.detections_table.setRowCount(0)
+        self.log_count_label.setText("No detections yet")
+
+    def export_log_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the detection log (oldest first) as CSV: time, stream_seconds, command, confidence."""
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["time", "stream_seconds", "command", "confidence"])
+            for entry in self._log:
+                writer.writerow([entry.wall_time.isoformat(timespec="milliseconds"), f"{entry.stream_time:.3f}",
+                                 entry.label, f"{entry.score:.4f}"])
+        return path
+
+    @Slot()
+    def _choose_export_log(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export detections", str(Path.home() / "detections.csv"),
+                                              "CSV files (*.csv)")
+        if path:
+            self._export(self.export_log_csv, path)
+
+    def _export(self, writer: Callable[[str], Path], path: str) -> None:
+        try:
+            written = writer(path)
+        except OSError as exc:
+            self._error_dialog("Export failed", f"Cannot write {path}: {exc.strerror or exc}")
+            return
+        self.statusBar().showMessage(f"Saved {written}", 5000)
+
+    # ------------------------------------------------------------------------------------------ files
+
+    @Slot()
+    def _choose_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Classify audio files", str(Path.home()),
+                                                "Audio (*.wav *.flac *.ogg *.mp3 *.m4a *.opus *.aiff);;All files (*)")
+        if paths:
+            self.classify_paths(paths)
+
+    @Slot()
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Classify a folder", str(Path.home()))
+        if folder:
+            self.classify_paths([folder])
+
+    def classify_paths(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
+        """Classify files and folders (searched recursively) on a worker thread; rows appear as they finish.
+
+        Returns
+        -------
+        bool
+            False when no model is loaded or a classification is already running.
+        """
+        if self._model is None:
+            self._error_dialog("No model", NO_MODEL_MESSAGE)
+            return False
+        if self._classify_thread is not None:
+            self.statusBar().showMessage("A classification is already running: wait or cancel it", 5000)
+            return False
+        classifier = self._model.classifier
+        inputs = [Path(p) for p in paths]
+        self._classify_roots = inputs
+        decision = self.decision_config()
+
+        def job(context: TaskContext) -> list[FileRecord]:
+            return classify_files(expand_paths(inputs), classifier, context=context, decision=decision)
+
+        worker = TaskWorker(job, name="classifying files")
+        worker.progress.connect(self._classify_progress)
+        worker.item.connect(self._classify_item)
+        worker.succeeded.connect(self._classify_done)
+        worker.failed.connect(self._classify_failed)
+        worker.finished.connect(self._classify_finished)
+        self.files_progress.setRange(0, 0)  # busy until the files are counted
+        self.files_cancel.setEnabled(True)
+        self.files_summary.setText("Classifying…")
+        self.tabs.setCurrentIndex(1)
+        self._classify_thread = self._start_thread(worker)
+        return True
+
+    def is_classifying(self) -> bool:
+        """Whether a file classification is running."""
+        return self._classify_thread is not None
+
+    @Slot()
+    def cancel_classification(self) -> None:
+        """Stop the running classification after the current file."""
+        if self._classify_thread is not None:
+            self._classify_thread.worker.request_stop()
+            self.files_summary.setText("Cancelling…")
+
+    @Slot(int, int)
+    def _classify_progress(self, done: int, total: int) -> None:
+        self.files_progress.setRange(0, max(total, 1))
+        self.files_progress.setValue(done)
+
+    @Slot(object)
+    def _classify_item(self, result: FileRecord) -> None:
+        self._results.append(result)
+        table = self.files_table
+        row = table.rowCount()
+        table.insertRow(row)
+        if result.error:
+            prefix = f"{result.path}: "
+            details = result.error[len(prefix):] if result.error.startswith(prefix) else result.error
+        else:
+            parts = []
+            if result.detections:
+                parts.append("found " + ", ".join(f"{display_label(d.label)} at {d.time:.1f} s"
+                                                  for d in result.detections))
+            shown = [(name, p) for i, (name, p) in enumerate(result.top_k) if i == 0 or p >= 0.01]
+            parts.append("top: " + ", ".join(f"{display_label(name)} {p * 100:.0f}%" for name, p in shown))
+            details = "; ".join(parts)
+        cells = (self._display_path(result.path), display_label(result.label) if result.label else "error",
+                 f"{result.score * 100:.1f}%" if result.score is not None else "—", details)
+        for column, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            item.setToolTip(result.path if column == 0 else (result.error or text) if column == 3 else text)
+            if result.error:
+                item.setForeground(QColor(ERROR))
+            elif column == 1:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            if column == 2:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(row, column, item)
+
+    def _display_path(self, path: str) -> str:
+        """``path`` relative to the folder it was found in (its name for files given directly)."""
+        target = Path(path)
+        for root in self._classify_roots:
+            if root.is_dir():
+                try:
+                    return str(target.relative_to(root))
+                except ValueError:
+                    continue
+        return target.name
+
+    @Slot(object)
+    def _classify_done(self, results: list[FileRecord]) -> None:
+        errors = sum(1 for r in results if r.error)
+        text = f"{len(results)} file{'s' if len(results) != 1 else ''} classified"
+        if errors:
+            text += f", {errors} with errors"
+        if not results:
+            text = "No audio files found"
+        self.files_summary.setText(text)
+        self.statusBar().showMessage(text, 5000)
+
+    @Slot(str)
+    def _classify_failed(self, message: str) -> None:
+        self.files_summary.setText(f"Failed: {message}")
+        self._error_dialog("Classification failed", message)
+
+    @Slot()
+    def _classify_finished(self) -> None:
+        self._classify_thread = None
+        self.files_cancel.setEnabled(False)
+        if self.files_progress.maximum() == 0:
+            self.files_progress.setRange(0, 1)
+
+    @Slot()
+    def clear_results(self) -> None:
+        """Empty the file results table."""
+        self._results.clear()
+        self.files_table.setRowCount(0)
+        self.files_summary.setText("")
+
+    def export_results_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the file results as CSV: path, label, score, top_k, detections, error."""
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "label", "score", "top_k", "detections", "error"])
+            for r in self._results:
+                writer.writerow([
+                    r.path, r.label or "", "" if r.score is None else f"{r.score:.4f}",
+                    ";".join(f"{name}:{p:.4f}" for name, p in r.top_k),
+                    ";".join(f"{d.label}@{d.time:.2f}:{d.score:.4f}" for d in r.detections),
+                    r.error or "",
+                ])
+        return path
+
+    @Slot()
+    def _choose_export_results(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export file results", str(Path.home() / "results.csv"),
+                                              "CSV files (*.csv)")
+        if path:
+            self._export(self.export_results_csv, path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragEnterEvent) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.classify_paths(paths)
+
+    # ------------------------------------------------------------------------------------------ recording
+
+    @Slot(float)
+    def _record_seconds_changed(self, seconds: float) -> None:
+        self.record_button.setText(f"● Record {seconds:g} s")
+
+    @Slot()
+    def _choose_record_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for recordings", self.record_folder.text())
+        if folder:
+            self.record_folder.setText(folder)
+
+    @Slot()
+    def _choose_record_file(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Record a clip to", self.record_folder.text(),
+                                              "WAV files (*.wav)")
+        if path:
+            self.record_clip(path=path if path.lower().endswith(".wav") else f"{path}.wav")
+
+    def record_clip(self, *, path: str | os.PathLike[str] | None = None) -> bool:
+        """Record the Record tab's length of audio from the input and save it as WAV.
+
+        While listening, the clip is taken from the running input; otherwise the input is opened
+        on a worker thread just for the recording. Without ``path`` the clip is saved as the next
+        take of the Record tab's word (``<folder>/<word>/take-NNN.wav``, see
+        :func:`speechrnn.userdata.save_recording`), or as ``<folder>/recording_<time>.wav`` when
+        no word is given.
+
+        Parameters
+        ----------
+        path : path-like, optional
+            Save exactly here instead.
+
+        Returns
+        -------
+        bool
+            False when a recording is already in progress.
+        """
+        if self._pending_record is not None:
+            self.statusBar().showMessage("A recording is already in progress", 3000)
+            return False
+        seconds = float(self.record_seconds.value())
+        rate = self._model.classifier.feature_config.sample_rate if self._model is not None else 16000
+        self._pending_record = _RecordTarget(path=None if path is None else Path(path),
+                                             folder=Path(self.record_folder.text()).expanduser(),
+                                             word=self.record_word.text().strip(), sample_rate=rate)
+        self.settings.setValue("record_folder", self.record_folder.text())
+        self.settings.setValue("record_word", self.record_word.text())
+        self.record_status.setText(f"Recording {seconds:g} s…")
+        self.statusBar().showMessage(f"Recording {seconds:g} s…")
+        for button in (self.record_button, self.record_tab_button):
+            button.setEnabled(False)
+        if self._listen is not None:
+            self._listen.worker.request_recording(seconds)
+            return True
+        factory, device = self.source_factory, self.selected_input_device
+
+        def job(context: TaskContext) -> np.ndarray:
+            return record_clip(factory(device, rate), seconds, context=context)
+
+        worker = TaskWorker(job, name="recording")
+        worker.succeeded.connect(self._recorded)
+        worker.failed.connect(self._record_failed)
+        self._start_thread(worker)
+        return True
+
+    @Slot(object)
+    def _recorded(self, audio: np.ndarray) -> None:
+        from speechrnn.errors import SpeechRNNError
+        from speechrnn.userdata import save_recording
+
+        target, self._pending_record = self._pending_record, None
+        self._enable_record_buttons()
+        if target is None:
+            return
+        rate = target.sample_rate
+        try:
+            if target.path is not None:
+                written = save_wav(target.path, audio, sample_rate=rate)
+            elif target.word:
+                written = save_recording(target.word, audio, rate, root=target.folder)
+            else:
+                written = save_wav(target.folder / time.strftime("recording_%Y%m%d-%H%M%S.wav"), audio,
+                                   sample_rate=rate)
+        except (OSError, SpeechRNNError) as exc:
+            self.record_status.setText(f"Not saved: {exc}")
+            self._error_dialog("Recording not saved", f"The recording was not saved: {exc}")
+            return
+        self._last_recording = written
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        note = " — silent: check the input" if peak < 1e-4 else ""
+        self.record_status.setText(f"Saved {written} ({audio.shape[0] / rate:.2f} s, peak {peak:.2f}){note}")
+        self.statusBar().showMessage(f"Saved {written}", 5000)
+
+    @Slot(str)
+    def _record_failed(self, message: str) -> None:
+        self._pending_record = None
+        self._enable_record_buttons()
+        self.record_status.setText(f"Recording failed: {message}")
+        self._show_banner(f"Recording failed: {message}", level="error", topic="audio")
+
+    def _enable_record_buttons(self) -> None:
+        for button in (self.record_button, self.record_tab_button):
+            button.setEnabled(True)
+
+    def is_recording(self) -> bool:
+        """Whether a recording is in progress."""
+        return self._pending_record is not None
+
+    @property
+    def last_recording(self) -> Path | None:
+        """The file the last recording was saved to, or None."""
+        return self._last_recording
+
+    # ------------------------------------------------------------------------------------------ teaching
+
+    @Slot()
+    def open_teach_dialog(self) -> QDialog | None:
+        """Open the *Teach a word* dialog (:mod:`gui.teach`) for the loaded model and input.
+
+        Returns
+        -------
+        QDialog or None
+            The dialog (the same one while it is open), or None when it cannot be opened.
+        """
+        if self._teach_dialog is not None:
+            self._teach_dialog.raise_()
+            self._teach_dialog.activateWindow()
+            return self._teach_dialog
+        try:
+            from gui.teach import TeachWordDialog
+        except ImportError as exc:
+            self._error_dialog("Teach a word", f"Teaching words is not available: {exc}")
+            return None
+        rate = self._model.classifier.feature_config.sample_rate if self._model is not None else 16000
+        dialog = TeachWordDialog(self.model_path, source_factory=self.source_factory,
+                                 device=self.selected_input_device, sample_rate=rate, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_ready.connect(self._taught_model_ready)
+        dialog.microphone_needed.connect(self._teach_needs_microphone)
+        dialog.finished.connect(self._teach_dialog_closed)
+        self._teach_dialog = dialog
+        dialog.show()
+        return dialog
+
+    @Slot(str)
+    def _taught_model_ready(self, path: str) -> None:
+        self.open_model(path)
+
+    @Slot(bool)
+    def _teach_needs_microphone(self, needed: bool) -> None:
+        """Pause live listening while the teach dialog records (some platforms cannot share a device)."""
+        self._teach_uses_microphone = needed
+        if needed and self._listen is not None:
+            self._resume_listening = True
+            self.stop_listening()
+        self._maybe_resume_listening()
+
+    @Slot()
+    def _teach_dialog_closed(self) -> None:
+        self._teach_dialog = None
+        self._teach_uses_microphone = False
+        self._maybe_resume_listening()
+
+    def _maybe_resume_listening(self) -> None:
+        """Listen again once the teach dialog has released the microphone and listening has stopped."""
+        if self._resume_listening and not self._teach_uses_microphone and self._listen is None and not self._closing:
+            self._resume_listening = False
+            self.start_listening()
+
+    # ------------------------------------------------------------------------------------------ painting
+
+    def _update_controls(self) -> None:
+        listening = self._listen is not None
+        has_model = self._model is not None
+        self.listen_button.blockSignals(True)
+        self.listen_button.setChecked(listening)
+        self.listen_button.blockSignals(False)
+        self.listen_button.setText("■ Stop listening" if listening else "● Start listening")
+        self.listen_button.setEnabled(has_model or listening)
+        self.listen_button.setToolTip("" if has_model else NO_MODEL_MESSAGE)
+        self.listen_action.setText("&Stop listening" if listening else "&Start listening")
+        self.listen_action.setEnabled(has_model or listening)
+        self.refresh_button.setEnabled(not listening)
+        if not listening and not has_model:
+            self.decision_display.set_idle_text("No model loaded")
+        elif not listening and self.decision_display.idle_text == "No model loaded":
+            self.decision_display.set_idle_text("Ready")
+
+    def _update_status(self) -> None:
+        labels = self.status_labels
+        if self._source_info is not None:
+            labels["input"].setText(f"Input: {self._source_info.name}")
+            labels["rate"].setText(f"{self._source_info.sample_rate} Hz")
+        else:
+            device = self.device_combo.currentText() or "—"
+            labels["input"].setText(f"Input: {device}")
+            labels["rate"].setText("— Hz")
+        compute = self._model.device if self._model is not None else self.compute_device
+        labels["compute"].setText(f"Compute: {compute.upper()}")
+        if self._compute_times:
+            ms = 1000.0 * float(np.mean(self._compute_times))
+            labels["inference"].setText(f"Inference: {ms:.1f} ms/hop")
+        else:
+            labels["inference"].setText("Inference: — ms/hop")
+        dropped = f"Dropped blocks: {self._dropped}"
+        if self._overflows:
+            dropped += f" (+{self._overflows} overflows)"
+        labels["dropped"].setText(dropped)
+
+    @Slot()
+    def _paint(self) -> None:
+        """Repaint the live state (runs ~30 times a second on the GUI thread)."""
+        self._paint_count += 1
+        self.spectrogram.refresh()
+        self.level_meter.set_level(self._latest_level)
+        if self._latest_probabilities is not None:
+            self.prob_bars.set_values(self._latest_probabilities)
+        self.decision_display.update()
+        if self._listen is not None and int(time.monotonic() * 4) % 2 == 0:
+            self._update_status()
+
+    @Slot()
+    def _about(self) -> None:
+        from speechrnn import __version__
+
+        QMessageBox.about(self, "About speechrnn",
+                          f"<b>speechrnn {__version__}</b><br>Speech command recognition with a recurrent "
+                          "network over log-mel frames.")
+
+
+def _stop_threads(threads: set[WorkerThread], *_: object) -> None:
+    """Stop and join every worker thread in ``threads`` (used when a window is destroyed unclosed)."""
+    for runner in list(threads):
+        runner.stop(timeout_ms=STOP_TIMEOUT_MS)
+    threads.clear()
+
+
+def _match_device(devices: Sequence[InputDevice], wanted: str, *, default: int) -> int:
+    """Position in ``devices`` of the device named (exactly, by index, or by substring) ``wanted``."""
+    for i, device in enumerate(devices):
+        if device.name == wanted:
+            return i
+    if wanted.strip().isdigit():
+        for i, device in enumerate(devices):
+            if device.index == int(wanted):
+                return i
+    for i, device in enumerate(devices):
+        if wanted.lower() in device.name.lower():
+            return i
+    return default
+
+
+def _float(value: object, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default

@@ -1,0 +1,482 @@
+"""The desktop app, driven offscreen with pytest-qt: listening, detections, files, models, recording."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+from synthetic import make_class_clip, place_clips
+
+from gui.main_window import MainWindow
+from speechrnn.errors import DeviceError
+from speechrnn.microphone import FileSource, InputDevice
+
+VIRTUAL_MIC = Path("/work/shared/tools/virtual-mic.sh")
+CLIP_DEVICE = InputDevice(index=0, name="test clip", channels=1, default_samplerate=16000.0, is_default=True)
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings_path(tmp_path: Path) -> None:
+    """Any QSettings created without a file (the app's default) lands in a temporary folder."""
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    """An isolated settings file."""
+    return QSettings(str(tmp_path / "speechrnn-gui.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def command_audio(rng: np.random.Generator) -> np.ndarray:
+    """Half a second of silence, then a one-second synthetic "rise" clip (16 kHz)."""
+    return np.concatenate([np.zeros(8000, dtype=np.float32), make_class_clip("rise", rng)])
+
+
+@pytest.fixture
+def rise_wav(tmp_path: Path, command_audio: np.ndarray) -> Path:
+    """The command clip as a WAV file."""
+    path = tmp_path / "rise.wav"
+    sf.write(path, command_audio, 16000)
+    return path
+
+
+def file_factory(audio: np.ndarray | Path, **options: object):
+    """A source factory playing ``audio`` through the microphone interface."""
+
+    def factory(device: object, sample_rate: int) -> FileSource:
+        return FileSource(audio, sample_rate=sample_rate, **options)
+
+    return factory
+
+
+def clip_lister(refresh: bool) -> list[InputDevice]:
+    """The input picker's list when the input is a file."""
+    return [CLIP_DEVICE]
+
+
+def make_window(qtbot, settings: QSettings, model: Path | None, *, wait: bool = True, **kwargs: object) -> MainWindow:
+    """A shown window; waits until ``model`` is loaded unless ``wait`` is False."""
+    kwargs.setdefault("device_lister", clip_lister)
+    window = MainWindow(settings=settings, model_path=model, compute_device="cpu", **kwargs)
+    qtbot.addWidget(window)
+    window.show()
+    if model is not None and wait:
+        qtbot.waitUntil(lambda: window.classifier is not None, timeout=20000)
+    return window
+
+
+def write_folder(root: Path, rng: np.random.Generator) -> Path:
+    """A folder with two good clips (rise, fall), a corrupt WAV and a long recording (rise, then tone)."""
+    folder = root / "clips"
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "a_rise.wav", make_class_clip("rise", rng), 16000)
+    sf.write(folder / "sub" / "b_fall.wav", make_class_clip("fall", rng), 16000)
+    (folder / "c_broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk-not-audio")
+    long, _ = place_clips([("rise", 1.0), ("tone", 4.0)], seconds=6.0, rng=rng)
+    sf.write(folder / "d_long.flac", long, 16000)
+    (folder / "notes.txt").write_text("not audio, not listed")
+    return folder
+
+
+def drop_paths(window: MainWindow, paths: list[Path]) -> None:
+    """Drag ``paths`` onto the window and drop them, as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    actions = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert drop.isAccepted()
+
+
+# ------------------------------------------------------------------------------------------ window
+
+
+def test_window_builds_and_shows_the_model(qtbot, settings, synthetic_model) -> None:
+    import torch
+
+    window = make_window(qtbot, settings, synthetic_model)
+    assert window.prob_bars.labels == ("_silence_", "_unknown_", "rise", "fall", "tone", "buzz")
+    assert "rise" in window.model_fields["labels"].text()
+    from speechrnn.checkpoint import load_checkpoint
+
+    recorded = load_checkpoint(synthetic_model).summary["metrics"]["test_accuracy"]
+    assert window.model_fields["accuracy"].text() == f"test {recorded:.1%}"  # from the model file's summary
+    assert window.listen_button.isEnabled()
+    gpu = window.compute_combo.model().item(1)
+    assert gpu.isEnabled() == torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        assert "CUDA" in window.compute_combo.toolTip()
+    assert window.device_combo.currentText() == "test clip (default)"
+    assert not window.banner.isVisible()
+
+
+def test_missing_default_model_says_so_and_keeps_working(qtbot, settings, tmp_path, rng) -> None:
+    window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "no model loaded" in window.banner.text.lower()
+    assert window.classifier is None
+    assert not window.listen_button.isEnabled()
+    assert window.start_listening() is False
+
+
+def test_listening_to_a_file_detects_the_command(qtbot, settings, synthetic_model, command_audio) -> None:
+    window = make_window(
+        qtbot,
+        settings,
+        synthetic_model,
+        source_factory=file_factory(command_audio, realtime=True, tail_silence_seconds=1.0),
+    )
+    seen: list[float] = []
+
+    def rise_shown() -> bool:
+        seen.append(window.prob_bars.values()["rise"])
+        return bool(window.log_entries) and max(seen) > 0.5
+
+    assert window.start_listening()
+    assert window.listen_button.isChecked()
+    painted, started = window.paint_count, time.monotonic()
+    qtbot.waitUntil(rise_shown, timeout=10000)
+    fps = (window.paint_count - painted) / (time.monotonic() - started)
+    assert fps > 10, f"the live view repainted only {fps:.1f} times a second"
+    entry = window.log_entries[0]
+    assert entry.label == "rise"
+    assert entry.score > window.threshold
+    assert 0.5 < entry.stream_time < 2.6
+    assert window.detections_table.rowCount() == 1
+    assert window.detections_table.item(0, 2).text() == "rise"
+    assert window.decision_display.label == "rise"
+    assert max(seen) > 0.5 and min(seen) < max(seen)  # the bars moved
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)  # the file ended
+    assert window.spectrogram.frames_received >= 240  # 2.5 s of audio at 100 frames/s
+    assert "ms/hop" in window.status_labels["inference"].text()
+    assert window.status_labels["inference"].text() != "Inference: — ms/hop"
+    assert not window.listen_button.isChecked()
+
+
+def test_detection_log_exports_csv_and_clears(qtbot, settings, synthetic_model, command_audio, tmp_path) -> None:
+    window = make_window(qtbot, settings, synthetic_model, source_factory=file_factory(command_audio, realtime=False))
+    window.start_listening()
+    qtbot.waitUntil(lambda: not window.is_listening and bool(window.log_entries), timeout=10000)
+    out = window.export_log_csv(tmp_path / "log.csv")
+    rows = list(csv.DictReader(out.open()))
+    assert [r["command"] for r in rows] == ["rise"]
+    assert float(rows[0]["confidence"]) > 0.6
+    window.clear_log()
+    assert window.detections_table.rowCount() == 0 and not window.log_entries
+
+
+def test_threshold_change_reaches_the_running_recognizer(qtbot, settings, synthetic_model, rng) -> None:
+    audio = np.concatenate([np.zeros(24000, dtype=np.float32), make_class_clip("rise", rng)])
+    window = make_window(qtbot, settings, synthetic_model, source_factory=file_factory(audio, realtime=True))
+    window.start_listening()
+    window.threshold_slider.setValue(99)  # while listening, before the command arrives
+    window.smoothing_spin.setValue(1.5)
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert [e for e in window.log_entries if e.score <= 0.99] == []
+    assert float(settings.value("threshold")) == pytest.approx(0.99)
+    assert float(settings.value("smoothing")) == pytest.approx(1.5)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def test_dropping_a_folder_classifies_it_with_errors_shown(qtbot, settings, synthetic_model, tmp_path, rng) -> None:
+    window = make_window(qtbot, settings, synthetic_model)
+    folder = write_folder(tmp_path, rng)
+    drop_paths(window, [folder])
+    assert window.is_classifying()
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    results = {Path(r.path).name: r for r in window.file_results}
+    assert set(results) == {"a_rise.wav", "b_fall.wav", "c_broken.wav", "d_long.flac"}
+    assert [d.label for d in results["d_long.flac"].detections] == ["rise", "tone"]
+    assert results["a_rise.wav"].label == "rise"
+    assert results["b_fall.wav"].label == "fall"
+    assert results["c_broken.wav"].label is None
+    assert results["c_broken.wav"].error  # the reason, e.g. "truncated or corrupt header"
+    table = window.files_table
+    assert table.rowCount() == 4
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    assert set(rows) == {"a_rise.wav", str(Path("sub") / "b_fall.wav"), "c_broken.wav", "d_long.flac"}
+    assert table.item(rows["d_long.flac"], 3).text().startswith("found rise at ")
+    assert table.item(rows["c_broken.wav"], 1).text() == "error"
+    assert table.item(rows["c_broken.wav"], 3).text() in results["c_broken.wav"].error
+    assert table.item(rows["c_broken.wav"], 3).toolTip() == results["c_broken.wav"].error
+    assert table.item(rows["a_rise.wav"], 1).text() == "rise"
+    assert table.item(rows["a_rise.wav"], 3).text().startswith("top: rise")
+    assert "1 with errors" in window.files_summary.text()
+    out = window.export_results_csv(tmp_path / "results.csv")
+    exported = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
+    assert exported["a_rise.wav"]["label"] == "rise"
+    assert exported["c_broken.wav"]["error"]
+    assert exported["b_fall.wav"]["top_k"].startswith("fall:")
+
+
+def test_classifying_without_a_model_is_refused(qtbot, settings, tmp_path, rng) -> None:
+    window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
+    assert window.classify_paths([write_folder(tmp_path, rng)]) is False
+    assert "open a model file" in window.last_error
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def test_bad_model_is_refused_and_the_old_one_keeps_working(
+    qtbot, settings, synthetic_model, tmp_path, command_audio
+) -> None:
+    window = make_window(qtbot, settings, synthetic_model, source_factory=file_factory(command_audio, realtime=False))
+    old = window.classifier
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"this is not a model file at all")
+    window.open_model(bad)
+    qtbot.waitUntil(lambda: "garbage.pt" in window.last_error, timeout=10000)
+    assert window.classifier is old
+    assert window.model_path == synthetic_model
+    assert "garbage.pt" in window.banner.text and window.banner.level == "error"
+    assert window.model_fields["file"].text() == str(synthetic_model)
+    window.start_listening()  # the old model still recognizes
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert [e.label for e in window.log_entries] == ["rise"]
+
+
+def test_model_choice_is_remembered(qtbot, settings, synthetic_model) -> None:
+    window = make_window(qtbot, settings, synthetic_model)
+    window.threshold_slider.setValue(72)
+    window.close()
+    again = make_window(qtbot, settings, None)
+    qtbot.waitUntil(lambda: again.classifier is not None, timeout=20000)
+    assert again.model_path == synthetic_model
+    assert again.threshold == pytest.approx(0.72)
+    assert settings.value("input_device") == "test clip"
+    assert settings.value("compute_device") == "cpu"
+
+
+# ------------------------------------------------------------------------------------------ audio problems
+
+
+def test_no_input_device_is_reported_and_files_still_work(qtbot, settings, synthetic_model, tmp_path, rng) -> None:
+    def no_device(device: object, sample_rate: int) -> FileSource:
+        raise DeviceError("no audio input device found (is a microphone connected and a sound server running?)")
+
+    def no_inputs(refresh: bool) -> list[InputDevice]:
+        return []
+
+    window = make_window(qtbot, settings, synthetic_model, source_factory=no_device, device_lister=no_inputs)
+    qtbot.waitUntil(lambda: "No audio input device" in window.banner.text, timeout=10000)
+    assert window.device_combo.currentText() == "No input device found"
+    window.start_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert "no audio input device found" in window.banner.text
+    assert window.banner.level == "error"
+    assert window.decision_display.idle_text == "Input failed"
+    window.classify_paths([write_folder(tmp_path, rng)])
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    labels = {Path(r.path).name: r.label for r in window.file_results}
+    assert (labels["a_rise.wav"], labels["b_fall.wav"], labels["c_broken.wav"]) == ("rise", "fall", None)
+
+
+class VanishingSource(FileSource):
+    """A file source whose device disappears after ``blocks`` reads, as an unplugged microphone does."""
+
+    def __init__(self, audio: np.ndarray, *, blocks: int, **options: object) -> None:
+        super().__init__(audio, **options)
+        self.name = "USB microphone"
+        self._left = blocks
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        self._left -= 1
+        if self._left < 0:
+            self.error = "input device 'USB microphone' stopped delivering audio (disconnected or sound server gone)"
+            raise DeviceError(self.error)
+        return super().read(timeout)
+
+
+def test_device_vanishing_while_listening_is_shown(qtbot, settings, synthetic_model, command_audio) -> None:
+    def factory(device: object, sample_rate: int) -> VanishingSource:
+        return VanishingSource(command_audio, blocks=30, sample_rate=sample_rate, realtime=True)
+
+    window = make_window(qtbot, settings, synthetic_model, source_factory=factory)
+    window.start_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert "stopped delivering audio" in window.banner.text
+    assert not window.listen_button.isChecked()
+    assert window.spectrogram.frames_received > 0
+
+
+def test_closing_while_listening_stops_the_thread(qtbot, settings, synthetic_model, command_audio) -> None:
+    window = make_window(
+        qtbot, settings, synthetic_model, source_factory=file_factory(command_audio, realtime=True, loop=True)
+    )
+    window.start_listening()
+    qtbot.waitUntil(lambda: window.spectrogram.frames_received > 0, timeout=10000)
+    thread = window.listening_thread
+    assert thread is not None and thread.isRunning()
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.0
+    assert thread.isFinished()
+    assert not window.is_busy()
+
+
+# ------------------------------------------------------------------------------------------ recording
+
+
+def test_recording_a_clip_saves_a_wav(qtbot, settings, synthetic_model, command_audio, tmp_path) -> None:
+    window = make_window(qtbot, settings, synthetic_model, source_factory=file_factory(command_audio, realtime=True))
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    window.record_word.setText("rise")
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    path = window.last_recording
+    assert path == tmp_path / "recordings" / "rise" / "take-001.wav"
+    audio, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and audio.shape == (16000,)
+    np.testing.assert_allclose(audio, command_audio[:16000], atol=1e-4)
+    assert "Saved" in window.record_status.text()
+
+    window.record_word.setText("")  # while listening: taken from the running input
+    window.start_listening()
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.last_recording.parent == tmp_path / "recordings"
+    assert window.last_recording.name.startswith("recording_")
+    assert sf.info(window.last_recording).frames == 16000
+
+
+# ------------------------------------------------------------------------------------------ entry point
+
+
+def test_none_survives_many_qt_calls(qtbot) -> None:
+    """PySide6 6.12.0 on Python < 3.12 drops a reference to None per void call; the app guards against it."""
+    from PySide6.QtCore import QObject
+
+    from gui.compat import protect_none, pyside_drops_none_references
+
+    protect_none()
+    assert not pyside_drops_none_references() or protect_none()
+    probe = QObject()
+    for _ in range(100_000):  # more than None's references at start-up: aborts without the guard
+        probe.setObjectName("x")
+
+
+def test_command_line_options() -> None:
+    from gui.app import build_parser
+
+    args = build_parser().parse_args(["--model", "m.pt", "--device", "cpu", "--input", "pulse"])
+    assert (args.model, args.device, args.input) == ("m.pt", "cpu", "pulse")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--device", "tpu"])
+
+
+@pytest.mark.timeout(60)
+def test_main_starts_the_app_with_a_model(qtbot, synthetic_model) -> None:
+    from PySide6.QtCore import QTimer
+
+    from gui.app import main
+    from gui.main_window import MainWindow as Window
+
+    seen: dict[str, object] = {}
+
+    def check() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, Window) and w.isVisible()]
+        if windows and windows[0].classifier is not None:
+            seen["model"], seen["device"] = windows[0].model_path, windows[0].compute_device
+            windows[0].close()
+        else:
+            QTimer.singleShot(50, check)
+
+    QTimer.singleShot(50, check)
+    assert main(["--model", str(synthetic_model), "--device", "cpu"]) == 0
+    assert seen == {"model": synthetic_model, "device": "cpu"}
+
+
+# ------------------------------------------------------------------------------------------ virtual microphone
+
+
+@pytest.fixture
+def virtual_mic(tmp_path: Path):
+    """PulseAudio's virtual microphone (``virtual-mic.sh start``); yields a function playing a file into it."""
+    if not VIRTUAL_MIC.exists() or shutil.which("pulseaudio") is None or shutil.which("paplay") is None:
+        pytest.skip("PulseAudio or the virtual-mic script is not available")
+    was_running = subprocess.run(["pulseaudio", "--check"], check=False).returncode == 0
+    env = {**os.environ, "VIRTUAL_MIC_STATE": str(tmp_path / "vmic")}
+    started = subprocess.run(
+        [str(VIRTUAL_MIC), "start"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if started.returncode != 0:
+        pytest.skip(f"the virtual microphone did not start: {started.stderr.strip()[:200]}")
+
+    def play(path: Path) -> None:
+        subprocess.run([str(VIRTUAL_MIC), "play", str(path)], env=env, check=True, timeout=30)
+
+    yield play
+    if not was_running:
+        subprocess.run([str(VIRTUAL_MIC), "stop"], env=env, check=False, timeout=30)
+
+
+@pytest.mark.microphone
+@pytest.mark.timeout(120)
+def test_virtual_microphone_command_is_detected(qtbot, settings, synthetic_model, virtual_mic, rise_wav) -> None:
+    from speechrnn.microphone import list_inputs
+
+    inputs = [d.name for d in list_inputs(refresh=True)]
+    if "pulse" not in inputs:
+        pytest.skip(f"sounddevice sees no 'pulse' input (inputs: {inputs})")
+    window = make_window(
+        qtbot, settings, synthetic_model, device_lister=lambda refresh: list_inputs(), input_device="pulse"
+    )
+    qtbot.waitUntil(lambda: window.selected_input_device == "pulse", timeout=10000)
+    window.start_listening()
+    qtbot.waitUntil(lambda: window.status_labels["input"].text() == "Input: pulse", timeout=10000)
+    virtual_mic(rise_wav)
+    qtbot.waitUntil(lambda: bool(window.log_entries), timeout=10000)
+    assert window.log_entries[0].label == "rise"
+    window.stop_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=5000)
+    assert "error" not in window.banner.text.lower()
+
+
+# ------------------------------------------------------------------------------------------ teaching
+
+
+def test_teach_dialog_pauses_listening_and_loads_the_new_model(qtbot, settings, synthetic_model, tmp_path,
+                                                               command_audio) -> None:
+    pytest.importorskip("gui.teach")
+    window = make_window(qtbot, settings, synthetic_model,
+                         source_factory=file_factory(command_audio, realtime=True, loop=True))
+    dialog = window.open_teach_dialog()
+    assert dialog is not None and dialog.isVisible()
+    assert window.open_teach_dialog() is dialog  # one at a time
+    window.start_listening()
+    qtbot.waitUntil(lambda: window.spectrogram.frames_received > 0, timeout=10000)
+    dialog.microphone_needed.emit(True)  # the dialog is about to record: live listening pauses
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=5000)
+    dialog.microphone_needed.emit(False)  # ... and resumes once it is done
+    qtbot.waitUntil(lambda: window.is_listening, timeout=5000)
+    window.stop_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=5000)
+    taught = tmp_path / "taught.pt"
+    shutil.copy(synthetic_model, taught)
+    dialog.model_ready.emit(str(taught))  # a newly learned model is loaded like any other
+    qtbot.waitUntil(lambda: window.model_path == taught, timeout=20000)
+    dialog.close()
+    qtbot.waitUntil(lambda: window.teach_dialog is None, timeout=5000)
