@@ -181,6 +181,10 @@ def log_mel_librosa(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.log(mel + config.log_floor).T.astype(np.float32)
 
 
+#: CPU batches larger than this are computed in chunks of it (cache-friendly)
+CPU_CHUNK = 32
+
+
 class LogMel:
     """Batched torch log-mel on CPU or GPU, equal to :func:`log_mel_librosa` within 1e-4.
 
@@ -221,6 +225,17 @@ class LogMel:
         cfg = self.config
         if audio.shape[-1] < cfg.n_fft:
             raise ValueError(f"{audio.shape[-1]} samples is shorter than one frame ({cfg.n_fft})")
+        if audio.device.type == "cpu" and audio.shape[0] > CPU_CHUNK:
+            # smaller batches stay in cache: measured 4x faster per clip at 32 than at 512
+            out = torch.cat([self._log_mel(chunk) for chunk in audio.split(CPU_CHUNK)])
+        else:
+            out = self._log_mel(audio)
+        return out[0] if squeeze else out
+
+    def _log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        cfg = self.config
         spec = torch.stft(
             audio,
             n_fft=cfg.n_fft,
@@ -231,8 +246,7 @@ class LogMel:
         )
         power = spec.real.square() + spec.imag.square()  # (batch, n_fft // 2 + 1, frames)
         mel = torch.matmul(self.filterbank, power)  # (batch, n_mels, frames)
-        out = torch.log(mel + cfg.log_floor).transpose(1, 2).contiguous()
-        return out[0] if squeeze else out
+        return torch.log(mel + cfg.log_floor).transpose(1, 2).contiguous()
 
     def frames_numpy(self, frames: np.ndarray) -> np.ndarray:
         """Log-mel of already-cut frames, for streaming.

@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import LABELS, make_class_clip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the test session's caches (ONNX exports, generated sets) out of the user's ~/.cache."""
+    if "SPEECHRNN_CACHE" not in os.environ:
+        os.environ["SPEECHRNN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
 def train_synthetic_model(path: Path, *, seed: int = 0, clips_per_class: int = 120, epochs: int = 12) -> Path:
@@ -30,6 +39,17 @@ def train_synthetic_model(path: Path, *, seed: int = 0, clips_per_class: int = 1
     -------
     Path
     """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster and immune to a busy machine
+    try:
+        return _train(path, seed=seed, clips_per_class=clips_per_class, epochs=epochs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(path: Path, *, seed: int, clips_per_class: int, epochs: int) -> Path:
     import torch
 
     from speechrnn.checkpoint import save_checkpoint

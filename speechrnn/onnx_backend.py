@@ -1,0 +1,503 @@
+"""ONNX export of a model file, and an ONNX Runtime backend for the model part of inference.
+
+The exported graph reads log-mel frames and gives class probabilities (and logits) for
+full-length sequences:
+
+=====================  ===========================  ==============================================
+name                   shape                        meaning
+=====================  ===========================  ==============================================
+``frames`` (input)     ``(batch, time, n_mels)``    log-mel frames, float32 (any batch, time >= 1)
+``probabilities``      ``(batch, n_classes)``       softmax of the logits, float32
+``logits``             ``(batch, n_classes)``       the model's unnormalised outputs, float32
+=====================  ===========================  ==============================================
+
+Its ``metadata_props`` hold everything needed to use it without speechrnn: ``labels`` (a JSON
+list aligned with the outputs), ``feature_config`` and ``model_config`` (JSON objects, see
+:class:`speechrnn.features.FeatureConfig` and :class:`speechrnn.model.ModelConfig`), ``input``,
+``outputs``, ``speechrnn_version`` and ``fingerprint`` (a hash of the weights and configs).
+
+At batch 1 on one CPU thread ONNX Runtime runs the recurrent model 2 to 3 times faster than
+PyTorch (less per-step overhead), which is what live listening does ten times a second;
+:class:`speechrnn.inference.Classifier` uses :class:`OnnxRunner` for small batches when
+``onnxruntime`` is installed (the optional extra ``speechrnn[onnx]``). The exported bytes are
+cached under :func:`default_onnx_cache_dir`, keyed by :func:`model_fingerprint`, because the first
+export in a process takes a second or more (importing the exporter).
+
+``onnx`` and ``onnxruntime`` are imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from speechrnn.errors import SpeechRNNError
+
+if TYPE_CHECKING:
+    import torch
+
+    from speechrnn.checkpoint import Checkpoint
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT_NAME",
+    "OUTPUT_NAMES",
+    "OnnxError",
+    "OnnxRunner",
+    "cached_onnx_bytes",
+    "default_onnx_cache_dir",
+    "export_model_bytes",
+    "load_runner",
+    "max_difference",
+    "model_fingerprint",
+    "onnx_available",
+    "onnx_bytes_for",
+    "read_metadata",
+    "store_onnx_bytes",
+]
+
+DEFAULT_OPSET = 17
+#: Oldest opset whose export ONNX Runtime runs (opset 11 puts an int64 Clip in the graph).
+MIN_OPSET = 12
+INPUT_NAME = "frames"
+OUTPUT_NAMES: tuple[str, str] = ("probabilities", "logits")
+#: Bump when the exported graph or its metadata change: older cache entries are then ignored.
+EXPORT_FORMAT_VERSION = 1
+#: Cached exports kept (newest first); older ones are deleted when a new one is written.
+CACHE_KEEP = 16
+INSTALL_HINT = "install the optional extra: pip install 'speechrnn[onnx]' (onnx and onnxruntime)"
+
+
+class OnnxError(SpeechRNNError):
+    """ONNX export or ONNX Runtime is unavailable or failed; the message says why in one line."""
+
+
+def onnx_available() -> bool:
+    """True when both ``onnx`` (needed to export) and ``onnxruntime`` (to run) can be imported.
+
+    Checks without importing either (cheap).
+    """
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+    except (ImportError, ValueError):  # a module set to None in sys.modules (blocked)
+        return False
+
+
+def default_onnx_cache_dir() -> Path:
+    """``$SPEECHRNN_CACHE/onnx``, else ``$XDG_CACHE_HOME/speechrnn/onnx``, else ``~/.cache/speechrnn/onnx``."""
+    if os.environ.get("SPEECHRNN_CACHE"):
+        base = Path(os.environ["SPEECHRNN_CACHE"]).expanduser()
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "speechrnn"
+    return base / "onnx"
+
+
+def model_fingerprint(checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET) -> str:
+    """A SHA-256 hex digest of what the exported graph depends on.
+
+    Covers the weights (names, dtypes, shapes, bytes), the model and feature configs, the labels,
+    the opset, the export format version and the torch version (the exporter).
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    header = {
+        "export_format": EXPORT_FORMAT_VERSION,
+        "opset": opset,
+        "torch": torch.__version__,
+        "model_config": checkpoint.model_config.to_dict(),
+        "feature_config": checkpoint.feature_config.to_dict(),
+        "labels": list(checkpoint.labels),
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for name in sorted(checkpoint.state_dict):
+        tensor = checkpoint.state_dict[name].detach().cpu().reshape(-1).contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(checkpoint.state_dict[name].shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _exportable(model: torch.nn.Module) -> torch.nn.Module:
+    """Wrap a :class:`~speechrnn.model.SpeechRNN` so it returns ``(probabilities, logits)``."""
+    import torch
+
+    class ProbabilitiesAndLogits(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = self.inner(frames)
+            return torch.softmax(logits, dim=-1), logits
+
+    return ProbabilitiesAndLogits(model).eval()
+
+
+def export_model_bytes(checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET) -> bytes:
+    """Export a model to an ONNX graph (in memory) with its labels and configs as metadata.
+
+    Parameters
+    ----------
+    checkpoint : Checkpoint
+    opset : int
+        ONNX opset version (17 by default; :data:`MIN_OPSET` or newer).
+
+    Returns
+    -------
+    bytes
+        A serialized ONNX ``ModelProto``: input ``frames`` (batch, time, n_mels), outputs
+        ``probabilities`` and ``logits`` (batch, n_classes), dynamic batch and time axes.
+
+    Raises
+    ------
+    OnnxError
+        ``onnx`` is not installed, or the exporter failed.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
+    import torch
+
+    if opset < MIN_OPSET:
+        raise OnnxError(f"opset {opset} is too old for this model: use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+
+    from speechrnn import __version__
+
+    cfg = checkpoint.feature_config
+    model = _exportable(checkpoint.build_model(device="cpu"))
+    example = torch.zeros(1, cfg.n_frames, cfg.n_mels)
+    options: dict[str, Any] = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        options["dynamo"] = False  # the TorchScript exporter: no onnxscript needed, handles nn.LSTM/GRU/RNN
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # deprecation and tracer notes about nn.RNN's input checks
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={
+                    INPUT_NAME: {0: "batch", 1: "time"},
+                    OUTPUT_NAMES[0]: {0: "batch"},
+                    OUTPUT_NAMES[1]: {0: "batch"},
+                },
+                opset_version=opset,
+                do_constant_folding=True,
+                **options,
+            )
+    except Exception as exc:  # the exporter raises many types; report it in one line
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise OnnxError(f"ONNX export failed ({type(exc).__name__}: {detail})") from None
+    proto = onnx.load_from_string(buffer.getvalue())
+    n_mels, n_classes = cfg.n_mels, checkpoint.model_config.n_classes
+    metadata = {
+        "labels": json.dumps(list(checkpoint.labels)),
+        "feature_config": json.dumps(cfg.to_dict()),
+        "model_config": json.dumps(checkpoint.model_config.to_dict()),
+        "input": f"{INPUT_NAME}: float32 (batch, time, {n_mels}) log-mel frames (speechrnn.features)",
+        "outputs": f"{OUTPUT_NAMES[0]}, {OUTPUT_NAMES[1]}: float32 (batch, {n_classes}), aligned with labels",
+        "speechrnn_version": __version__,
+        "fingerprint": model_fingerprint(checkpoint, opset=opset),
+    }
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = "speechrnn speech-command classifier: log-mel frames -> class probabilities"
+    return proto.SerializeToString()
+
+
+def read_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, Any]:
+    """The speechrnn metadata of an exported ONNX model, JSON values decoded.
+
+    Parameters
+    ----------
+    model : bytes or path-like
+        Serialized model or a ``.onnx`` file.
+
+    Returns
+    -------
+    dict
+        ``labels`` (list of str), ``feature_config``, ``model_config`` (dicts), and the other
+        entries as strings.
+    """
+    import onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(os.fspath(model))
+    out: dict[str, Any] = {}
+    for entry in proto.metadata_props:
+        value: Any = entry.value
+        if entry.key in ("labels", "feature_config", "model_config"):
+            value = json.loads(value)
+        out[entry.key] = value
+    return out
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used ``*.onnx`` files of the cache folder."""
+    files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+def _cache_path(checkpoint: Checkpoint, opset: int, cache_dir: str | os.PathLike[str] | None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else default_onnx_cache_dir()
+    return folder / f"{model_fingerprint(checkpoint, opset=opset)[:40]}.onnx"
+
+
+def cached_onnx_bytes(
+    checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET, cache_dir: str | os.PathLike[str] | None = None
+) -> bytes | None:
+    """The cached export of this model (see :func:`store_onnx_bytes`), or None."""
+    path = _cache_path(checkpoint, opset, cache_dir)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # most recently used: kept by _prune
+    return data
+
+
+def store_onnx_bytes(
+    checkpoint: Checkpoint,
+    data: bytes,
+    *,
+    opset: int = DEFAULT_OPSET,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path | None:
+    """Cache an export of this model (atomically), keeping the :data:`CACHE_KEEP` newest entries.
+
+    Best effort: returns None when the cache folder cannot be written.
+    """
+    path = _cache_path(checkpoint, opset, cache_dir)
+    try:
+        _atomic_write_bytes(path, data)
+        _prune(path.parent, CACHE_KEEP)
+    except OSError:
+        return None
+    return path
+
+
+def onnx_bytes_for(
+    checkpoint: Checkpoint,
+    *,
+    opset: int = DEFAULT_OPSET,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> bytes:
+    """The exported ONNX bytes of a model: from the cache when present, else exported (and cached).
+
+    The cache is best effort: an unwritable or unreadable cache folder only means exporting again.
+
+    Parameters
+    ----------
+    checkpoint : Checkpoint
+    opset : int
+    cache_dir : path-like, optional
+        Default :func:`default_onnx_cache_dir`.
+    use_cache : bool
+        False: always export, never read or write the cache.
+
+    Returns
+    -------
+    bytes
+    """
+    if use_cache:
+        data = cached_onnx_bytes(checkpoint, opset=opset, cache_dir=cache_dir)
+        if data is not None:
+            return data
+    data = export_model_bytes(checkpoint, opset=opset)
+    if use_cache:
+        store_onnx_bytes(checkpoint, data, opset=opset, cache_dir=cache_dir)
+    return data
+
+
+def load_runner(
+    checkpoint: Checkpoint,
+    model: torch.nn.Module,
+    *,
+    threads: int = 1,
+    tolerance: float = 1e-4,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> OnnxRunner:
+    """An :class:`OnnxRunner` for a model, checked against PyTorch when it is first exported.
+
+    A fresh export is compared with ``model`` on random frames of a batch of 2 and a quarter of a
+    clip (:func:`max_difference`) and cached only if it agrees within ``tolerance``; a cached
+    export was checked when it was cached, so loading it costs no PyTorch run. A cache entry that
+    ONNX Runtime cannot load is replaced by a fresh export.
+
+    Parameters
+    ----------
+    checkpoint : Checkpoint
+    model : SpeechRNN
+        ``checkpoint``'s model in PyTorch, in eval mode.
+    threads : int
+        ONNX Runtime intra-op threads.
+    tolerance : float
+        Largest accepted probability difference.
+    cache_dir : path-like, optional
+    use_cache : bool
+
+    Raises
+    ------
+    OnnxError
+        Missing packages, a failed export, or a difference above ``tolerance``.
+    """
+    if use_cache:
+        data = cached_onnx_bytes(checkpoint, cache_dir=cache_dir)
+        if data is not None:
+            with contextlib.suppress(OnnxError):
+                return OnnxRunner(data, threads=threads)
+    data = export_model_bytes(checkpoint)
+    runner = OnnxRunner(data, threads=threads)
+    # batch 2 and a quarter clip: other sizes than the traced example (1, n_frames), so the check
+    # also covers the dynamic axes, and cheap (a few ms)
+    difference = max_difference(runner, model, n_frames=max(8, checkpoint.feature_config.n_frames // 4), batch=2)
+    if not difference <= tolerance:
+        raise OnnxError(
+            f"ONNX Runtime's probabilities differ from PyTorch's by {difference:.2g} (more than {tolerance:g}) "
+            "for this model"
+        )
+    if use_cache:
+        store_onnx_bytes(checkpoint, data, cache_dir=cache_dir)
+    return runner
+
+
+class OnnxRunner:
+    """An ONNX Runtime session for an exported model: frames in, probabilities out.
+
+    Picklable (the session is rebuilt from the bytes), so a :class:`~speechrnn.inference.Classifier`
+    holding one can be sent to worker processes.
+
+    Parameters
+    ----------
+    model_bytes : bytes
+        From :func:`onnx_bytes_for` or :func:`export_model_bytes`.
+    threads : int
+        ONNX Runtime intra-op threads; 1 (the default) for the batch-1 live path, where more
+        threads only add synchronisation (and would compete with the audio and GUI threads).
+
+    Raises
+    ------
+    OnnxError
+        ``onnxruntime`` is missing or the bytes are not a model it can load.
+    """
+
+    def __init__(self, model_bytes: bytes, *, threads: int = 1) -> None:
+        self.model_bytes = model_bytes
+        self.threads = int(threads)
+        self._session = self._make_session()
+
+    def _make_session(self) -> Any:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise OnnxError(f"the onnx backend needs onnxruntime: {INSTALL_HINT}") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        # Idle threads sleep instead of spinning: no busy CPU between the hops of live listening.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(self.model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise OnnxError(f"ONNX Runtime cannot load the model ({detail})") from None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_bytes": self.model_bytes, "threads": self.threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.model_bytes = state["model_bytes"]
+        self.threads = state["threads"]
+        self._session = self._make_session()
+
+    def run(self, frames: np.ndarray, *, logits: bool = False) -> np.ndarray:
+        """Probabilities (or logits) for a batch of full-length frame sequences.
+
+        Parameters
+        ----------
+        frames : np.ndarray, shape (batch, time, n_mels)
+            Log-mel frames (converted to contiguous float32 if needed; time >= 1).
+        logits : bool
+            Return the logits instead of the probabilities.
+
+        Returns
+        -------
+        np.ndarray, shape (batch, n_classes), float32
+        """
+        x = np.ascontiguousarray(frames, dtype=np.float32)
+        name = OUTPUT_NAMES[1] if logits else OUTPUT_NAMES[0]
+        return self._session.run([name], {INPUT_NAME: x})[0]
+
+
+def max_difference(
+    runner: OnnxRunner, model: torch.nn.Module, *, n_frames: int, batch: int = 2, seed: int = 0
+) -> float:
+    """Largest absolute difference between ONNX Runtime's and PyTorch's probabilities.
+
+    The input is random frames at the model's feature statistics (``feature_mean + feature_std *
+    N(0, 1)``), so the comparison exercises the normalised range the model was trained on.
+
+    Parameters
+    ----------
+    runner : OnnxRunner
+    model : SpeechRNN
+        The same model in PyTorch (on any device; in eval mode).
+    n_frames : int
+        Sequence length in frames.
+    batch : int
+    seed : int
+
+    Returns
+    -------
+    float
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    mean, std = model.feature_mean.detach().cpu(), model.feature_std.detach().cpu()
+    frames = mean + std * torch.randn(batch, n_frames, mean.shape[0], generator=generator)
+    device = model.feature_mean.device
+    with torch.inference_mode():
+        expected = torch.softmax(model(frames.to(device)), dim=-1).float().cpu().numpy()
+    return float(np.abs(runner.run(frames.numpy()) - expected).max())
