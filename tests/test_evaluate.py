@@ -1,0 +1,84 @@
+"""training.evaluate: accuracy, per-class metrics, confusion matrix and the JSON report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from synthetic import LABELS, make_class_clip, write_speech_commands_tree
+
+from training.evaluate import evaluate, main
+from training.metrics import classification_report
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-audio cache in the test's folder, not the user's."""
+    monkeypatch.setenv("SPEECHRNN_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sc") / "speech_commands"
+    write_speech_commands_tree(root, per_word=40, rng=np.random.default_rng(5))
+    return root
+
+
+def test_classification_report_by_hand() -> None:
+    truth = np.array([0, 0, 1, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 2])
+    report = classification_report(truth, predicted, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    assert report["confusion"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    b = report["per_class"]["b"]
+    assert b["precision"] == pytest.approx(2 / 3, abs=1e-4) and b["recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert report["per_class"]["c"]["precision"] == 0.5 and report["per_class"]["c"]["support"] == 1
+
+
+def test_evaluate_a_speech_commands_split(synthetic_model: Path, tree: Path, tmp_path: Path) -> None:
+    report = evaluate(synthetic_model, data_dir=tree, split="testing", out_dir=tmp_path / "eval", progress=False)
+    assert report.labels == LABELS
+    assert report.accuracy >= 0.8, report.table()
+    assert report.examples == int(report.confusion.sum()) > 0
+    assert report.confusion.shape == (6, 6)
+    assert set(report.per_class) == set(LABELS)
+    assert report.per_class["_silence_"]["support"] > 0 and report.per_class["_unknown_"]["support"] > 0
+    saved = json.loads(report.json_path.read_text())
+    assert saved["accuracy"] == report.accuracy and saved["split"] == "testing"
+    assert saved["confusion"] == report.confusion.tolist()
+    assert report.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False)
+    assert again.accuracy == report.accuracy and again.json_path is None  # deterministic, nothing written
+
+
+def test_evaluate_a_folder_by_label(synthetic_model: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    root = tmp_path / "folder"
+    for label in ("rise", "fall", "_silence_", "whistle"):
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            name = "_unknown_" if label == "whistle" else label
+            sf.write(root / label / f"{i}.wav", make_class_clip(name, rng), 16000, subtype="PCM_16")
+    report = evaluate(synthetic_model, folder=root, progress=False)
+    assert report.examples == 24
+    assert report.per_class["_unknown_"]["support"] == 6  # "whistle" is not a label: _unknown_
+    assert report.per_class["tone"]["support"] == 0
+    assert report.accuracy >= 0.8
+    assert all(m["true"] != m["predicted"] for m in report.mistakes)
+
+
+def test_cli(synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(synthetic_model), "--folder", str(tmp_path / "missing"), "--quiet"]) == 1
+    assert "folder not found" in capsys.readouterr().err
+    assert main([str(tmp_path / "nope.pt"), "--folder", str(tmp_path)]) == 1
+    assert "file not found" in capsys.readouterr().err
+    root = tmp_path / "f"
+    (root / "tone").mkdir(parents=True)
+    sf.write(root / "tone" / "a.wav", make_class_clip("tone", np.random.default_rng(0)), 16000)
+    assert main([str(synthetic_model), "--folder", str(root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and (tmp_path / "o" / "report.json").is_file()
+    assert (tmp_path / "o" / "confusion.png").is_file()

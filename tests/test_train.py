@@ -1,0 +1,226 @@
+"""The training loop: an end-to-end run, resume after SIGKILL, non-finite loss, DDP on CPU."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import LABELS, WORDS, make_class_clip, write_speech_commands_tree
+
+from speechrnn.checkpoint import load_checkpoint, safe_torch_load
+from speechrnn.inference import Classifier
+from training.config import load_config
+from training.train import TrainingError, lr_factor, main, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sc") / "speech_commands"
+    write_speech_commands_tree(root, per_word=90, rng=np.random.default_rng(11))
+    return root
+
+
+def _overrides(root: Path, cache: Path, **extra: object) -> list[str]:
+    values: dict[str, object] = {
+        "data.data_dir": f'"{root}"',
+        "data.task": '"custom"',
+        "data.words": "[" + ", ".join(f'"{w}"' for w in WORDS) + "]",
+        "data.cache_dir": f'"{cache}"',
+        "data.silence_rms": "[1e-5, 0.05]",
+        "optim.epochs": 8,
+        "optim.batch_size": 32,
+        "optim.lr": 5e-3,
+        "optim.warmup_epochs": 0.5,
+        "model.hidden_size": 48,
+        "model.num_layers": 1,
+        "model.conv_channels": 32,
+        "model.conv_stride": 2,
+        "model.head_size": 32,
+        "model.dropout": 0.0,
+        "augment.speed_prob": 0.0,
+        "augment.time_masks": 0,
+        "augment.freq_masks": 0,
+        "augment.noise_snr_db": "[15.0, 40.0]",
+        "threads": 1,
+        "device": '"cpu"',
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    values = [lr_factor(s, warmup_steps=10, total_steps=100, min_ratio=0.1) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    tail = values[9:]
+    assert all(tail[i] >= tail[i + 1] for i in range(len(tail) - 1))
+    assert values[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_end_to_end_training_recognises_held_out_clips(tree: Path, tmp_path: Path) -> None:
+    config = load_config(None, _overrides(tree, tmp_path / "cache"))
+    result = train(config, out_dir=tmp_path / "run", progress=False)
+    assert result.epochs_completed == 8 and result.best_path.is_file()
+    rows = _read_csv(result.log_path)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
+    assert all(0 <= float(r["data_share"]) <= 1 for r in rows)
+    assert result.plot_path.stat().st_size > 1000
+    # the best model is a normal model file with its summary
+    checkpoint = load_checkpoint(result.best_path)
+    assert checkpoint.labels == LABELS
+    summary = checkpoint.summary
+    assert summary["task"] == "custom" and summary["val_accuracy"] == result.best_val_accuracy
+    assert set(summary["validation"]["per_class"]) == set(LABELS)
+    assert "test_accuracy" in summary and summary["recipe"]["optim"]["epochs"] == 8
+    # and it recognises fresh clips through the inference path
+    rng = np.random.default_rng(99)
+    clips = [make_class_clip(label, rng) for label in LABELS for _ in range(25)]
+    truth = [label for label in LABELS for _ in range(25)]
+    predictions = Classifier.from_file(result.best_path, device="cpu").classify(clips)
+    accuracy = np.mean([p.label == t for p, t in zip(predictions, truth, strict=True)])
+    assert accuracy >= 0.9, f"held-out accuracy {accuracy:.1%}"
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_restores_state_and_keeps_the_log(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 4, "model.hidden_size": 16})
+    command = [sys.executable, "-m", "training.train", "--out", str(out), "--quiet"]
+    for item in args:
+        command += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    last = out / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    _, err = process.communicate(timeout=30)
+    assert last.exists(), err.decode()[-2000:]
+    state = safe_torch_load(last)
+    killed_epoch = state["epoch"]
+    assert 1 <= killed_epoch < 4, "the run should have been killed mid-way"
+    steps_per_epoch = state["step"] // killed_epoch
+    opt_steps = {int(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert opt_steps == {state["step"]}
+    rows_before = _read_csv(out / "log.csv")
+    assert len(rows_before) in (killed_epoch, killed_epoch + 1) or not rows_before
+
+    config = load_config(None, args)
+    result = train(config, out_dir=out, progress=False)
+    assert result.resumed_from_epoch == killed_epoch and result.epochs_completed == 4
+    final = safe_torch_load(last)
+    assert final["epoch"] == 4 and final["step"] == 4 * steps_per_epoch
+    assert {int(s["step"]) for s in final["optimizer"]["state"].values()} == {4 * steps_per_epoch}
+    assert final["scheduler"]["last_epoch"] == 4 * steps_per_epoch
+    rows = _read_csv(out / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    kept = [r for r in rows_before if int(r["epoch"]) <= killed_epoch]
+    assert rows[: len(kept)] == kept  # earlier rows kept as written, not overwritten
+
+
+def test_non_finite_loss_stops_with_a_message(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from speechrnn.model import SpeechRNN
+
+    original = SpeechRNN.forward
+
+    def exploding(self: SpeechRNN, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return original(self, frames, lengths) * float("nan")
+
+    monkeypatch.setattr(SpeechRNN, "forward", exploding)
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 2, "model.hidden_size": 16})
+    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at epoch 1, step 1"):
+        train(load_config(None, args), out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run" / "last.pt").exists()
+    argv = ["--out", str(tmp_path / "run2"), "--quiet"] + [x for a in args for x in ("--set", a)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("speechrnn-train: error: non-finite training loss")
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--set", "optim.lrr=1", "--out", str(tmp_path)]) == 1
+    assert "unknown config key 'optim.lrr'" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    assert "data folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 2, "model.hidden_size": 16})
+    # decode once here so the two processes share the cache
+    from training.data import SpeechCommandsData
+
+    config = load_config(None, args)
+    data = SpeechCommandsData(config.data, config.features, progress=False)
+    n_train = len(data.split("training"))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "training.train", "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    for item in args:
+        command += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _read_csv(out / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # one writer: rank 0
+    # each of the 2 ranks took half the data: 16 examples per step per rank
+    per_rank = -(-n_train // 2)
+    assert int(rows[-1]["step"]) == 2 * -(-per_rank // 16)
+    assert load_checkpoint(out / "best.pt").labels == LABELS
+    assert done.stdout.count("best validation accuracy") == 1
+
+
+def test_prefetcher_keeps_order_and_raises_errors() -> None:
+    from training.train import Prefetcher
+
+    assert list(Prefetcher(iter(range(20)), depth=3)) == list(range(20))
+    assert list(Prefetcher(iter(range(5)), depth=0)) == list(range(5))
+
+    def broken():
+        yield 1
+        raise ValueError("bad batch")
+
+    feed = Prefetcher(broken(), depth=2)
+    assert next(feed) == 1
+    with pytest.raises(ValueError, match="bad batch"):
+        next(feed)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where no CUDA GPU exists")
+def test_cuda_request_without_gpu_is_a_clear_error(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--out", str(tmp_path / "run"), "--quiet", "--device", "cuda"]
+    argv += [x for a in _overrides(tree, tmp_path / "cache") if not a.startswith("device=") for x in ("--set", a)]
+    assert main(argv) == 1
+    assert "CUDA was requested" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_mixed_precision_training_on_cuda(tree: Path, tmp_path: Path) -> None:
+    args = _overrides(tree, tmp_path / "cache", **{"device": '"cuda"', "optim.epochs": 2, "optim.amp": '"auto"'})
+    result = train(load_config(None, args), out_dir=tmp_path / "gpu", progress=False)
+    assert result.epochs_completed == 2
+    assert Classifier.from_file(result.best_path, device="cpu").labels == LABELS

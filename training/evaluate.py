@@ -1,0 +1,313 @@
+"""Evaluate a model file on a Speech Commands split or on a folder laid out by word.
+
+Usage::
+
+    python -m training.evaluate MODEL --data DIR [--split testing|validation|training] [--out DIR]
+    python -m training.evaluate MODEL --folder DIR [--out DIR]
+
+On a Speech Commands tree the split is built exactly as training builds its evaluation splits
+(the task, ``_unknown_`` share, ``_silence_`` levels and held-out words recorded in the model's
+recipe; no augmentation). A ``--folder`` holds ``<label>/*.wav|flac``: a folder named after one
+of the model's labels is that class, ``_silence_`` is silence, any other folder is ``_unknown_``
+(skipped when the model has no ``_unknown_`` class).
+
+Writes ``report.json`` (accuracy, per-class precision/recall/F1, confusion matrix, the worst
+mistakes) and ``confusion.png`` into the output folder and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from speechrnn.errors import SpeechRNNError
+
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The result of :func:`evaluate`.
+
+    Parameters
+    ----------
+    model : str
+        Model file path.
+    source : str
+        The data folder (and split) or the ``--folder`` evaluated.
+    split : str or None
+    accuracy : float
+    examples : int
+    labels : tuple of str
+    per_class : dict
+        ``{label: {"precision", "recall", "f1", "support"}}``.
+    confusion : np.ndarray, shape (n_classes, n_classes)
+        Counts, rows true class, columns predicted class.
+    macro_f1 : float
+    mistakes : list of dict
+        Up to 50 misclassified clips (path or kind, true label, predicted label, score), most
+        confident first.
+    json_path, png_path : pathlib.Path or None
+        Where the report and the confusion-matrix plot were written.
+    """
+
+    model: str
+    source: str
+    split: str | None
+    accuracy: float
+    examples: int
+    labels: tuple[str, ...]
+    per_class: dict[str, dict[str, float]]
+    confusion: np.ndarray
+    macro_f1: float
+    mistakes: list[dict[str, Any]]
+    json_path: Path | None = None
+    png_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form (what ``report.json`` holds)."""
+        return {
+            "model": self.model,
+            "source": self.source,
+            "split": self.split,
+            "accuracy": self.accuracy,
+            "examples": self.examples,
+            "macro_f1": self.macro_f1,
+            "labels": list(self.labels),
+            "per_class": self.per_class,
+            "confusion": self.confusion.tolist(),
+            "mistakes": self.mistakes,
+        }
+
+    def table(self) -> str:
+        """A plain-text per-class table."""
+        lines = [f"{'label':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
+        for label in self.labels:
+            m = self.per_class[label]
+            lines.append(f"{label:<12} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f} {m['support']:>8d}")
+        lines.append(f"accuracy {self.accuracy:.4f} on {self.examples} clips (macro F1 {self.macro_f1:.4f})")
+        return "\n".join(lines)
+
+
+def _data_config_for(checkpoint: Any, data_dir: str) -> Any:
+    """The DataConfig a model was trained with (from its recipe), pointed at ``data_dir``."""
+    from training.config import DataConfig, TrainConfig
+
+    labels = tuple(checkpoint.labels)
+    recipe = checkpoint.summary.get("recipe") if isinstance(checkpoint.summary, dict) else None
+    if recipe and "data" in recipe:
+        try:
+            config = TrainConfig.from_dict({"data": dict(recipe["data"])}).data
+            if config.labels == labels:
+                return dataclasses.replace(config, data_dir=str(data_dir), extra_unknown_dirs=(), synth_per_word=0)
+        except ValueError:
+            pass
+    fillers = SILENCE in labels or UNKNOWN in labels
+    words = tuple(label for label in labels if label not in (SILENCE, UNKNOWN))
+    config = DataConfig(data_dir=str(data_dir), task="custom", words=words, fillers=fillers)
+    if config.labels != labels:
+        raise SpeechRNNError(
+            f"model labels {labels} are not ordered as a Speech Commands task (_silence_, _unknown_, words...)"
+        )
+    return config
+
+
+def evaluate(
+    model_path: str | os.PathLike[str] | None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "testing",
+    folder: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+    json_name: str = "report.json",
+    png_name: str = "confusion.png",
+) -> EvalReport:
+    """Accuracy, per-class metrics and a confusion matrix of a model on labelled clips.
+
+    Parameters
+    ----------
+    model_path : path-like or None
+        A model file (None: the shipped default model).
+    data_dir : path-like, optional
+        A Speech Commands tree; evaluate its ``split``.
+    split : {"testing", "validation", "training"}
+        Which list of ``data_dir`` (the training split is evaluated without augmentation).
+    folder : path-like, optional
+        Instead of ``data_dir``: a folder of ``<label>/*.wav|flac``.
+    out_dir : path-like, optional
+        Where to write ``report.json`` and ``confusion.png`` (nothing is written when None).
+    device : {"auto", "cpu", "cuda"}
+    batch_size : int
+    seed : int
+        Seeds the fixed ``_unknown_`` and ``_silence_`` draws of a split (0, as in training).
+    progress : bool
+        Show decoding progress on stderr.
+    json_name, png_name : str
+        File names of the report and the plot inside ``out_dir``.
+
+    Returns
+    -------
+    EvalReport
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        Unreadable model file, missing data, or no usable clips.
+    ValueError
+        Neither or both of ``data_dir`` and ``folder``.
+    """
+    import torch
+
+    from speechrnn.features import LogMel
+    from speechrnn.inference import Classifier
+    from training.data import DataError, SpeechCommandsData, decode_clips, find_audio_files
+    from training.metrics import classification_report, plot_confusion
+
+    if (data_dir is None) == (folder is None):
+        raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
+    classifier = Classifier.from_file(model_path, device=device)
+    labels = tuple(classifier.labels)
+    features = classifier.feature_config
+    names: list[str]
+    if data_dir is not None:
+        config = _data_config_for(classifier.checkpoint, str(data_dir))
+        data = SpeechCommandsData(config, features, seed=seed, progress=progress)
+        dataset = data.split(split, training=False)
+        frames, truth_t = dataset.all_features(batch_size=batch_size)
+        truth = truth_t.numpy()
+        items = dataset.items(0)
+        names = [
+            data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
+            for k, s in zip(items.kind, items.source, strict=True)
+        ]
+        source = f"{Path(data_dir)} ({split})"
+        split_name: str | None = split
+    else:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise DataError(f"{root}: folder not found")
+        paths: list[Path] = []
+        truth_list: list[int] = []
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            if sub.name in labels:
+                label = labels.index(sub.name)
+            elif UNKNOWN in labels:
+                label = labels.index(UNKNOWN)
+            else:
+                print(f"warning: skipping {sub}: not one of the model's labels", file=sys.stderr)
+                continue
+            found = find_audio_files(sub)
+            paths.extend(found)
+            truth_list.extend([label] * len(found))
+        if not paths:
+            raise DataError(f"{root}: no <label>/*.wav or *.flac clips found")
+        audio, ok = decode_clips(paths, sample_rate=features.sample_rate, clip_samples=features.clip_samples,
+                                 progress=progress)  # fmt: skip
+        keep = np.flatnonzero(ok)
+        log_mel = LogMel(features)
+        with torch.inference_mode():
+            frames = torch.cat(
+                [
+                    log_mel(torch.from_numpy(audio[keep[s : s + batch_size]].astype(np.float32) / 32767.0))
+                    for s in range(0, len(keep), batch_size)
+                ]
+            )
+        truth = np.asarray(truth_list)[keep]
+        names = [str(paths[i]) for i in keep]
+        source = str(root)
+        split_name = None
+    if len(truth) == 0:
+        raise DataError(f"{source}: no examples to evaluate")
+    probs = np.concatenate(
+        [classifier.probabilities_from_frames(frames[s : s + batch_size]) for s in range(0, len(truth), batch_size)]
+    )
+    predicted = probs.argmax(axis=1)
+    report = classification_report(truth, predicted, labels)
+    wrong = np.flatnonzero(predicted != truth)
+    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:50]
+    mistakes = [
+        {"clip": names[i], "true": labels[truth[i]], "predicted": labels[predicted[i]],
+         "score": round(float(probs[i, predicted[i]]), 4)}
+        for i in wrong
+    ]  # fmt: skip
+    result = EvalReport(
+        model=str(model_path) if model_path is not None else "default",
+        source=source,
+        split=split_name,
+        accuracy=report["accuracy"],
+        examples=report["examples"],
+        labels=labels,
+        per_class=report["per_class"],
+        confusion=np.asarray(report["confusion"]),
+        macro_f1=report["macro_f1"],
+        mistakes=mistakes,
+    )
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        json_path, png_path = out / json_name, out / png_name
+        result = dataclasses.replace(result, json_path=json_path, png_path=png_path)
+        tmp = json_path.with_name(f".{json_path.name}.tmp")
+        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, json_path)
+        title = f"{Path(result.model).name} on {source}: accuracy {result.accuracy:.2%}"
+        plot_confusion(result.confusion, labels, png_path, title=title)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m training.evaluate`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Accuracy, per-class precision/recall/F1 and a confusion matrix of a model file.",
+    )
+    parser.add_argument("model", nargs="?", help="model file (default: the shipped default model)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="Speech Commands folder")
+    source.add_argument("--folder", help="folder of <label>/*.wav|flac clips")
+    parser.add_argument("--split", default="testing", choices=("testing", "validation", "training"))
+    parser.add_argument("--out", type=Path, help="output folder for report.json and confusion.png (default: eval/)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = evaluate(
+            args.model,
+            data_dir=args.data,
+            split=args.split,
+            folder=args.folder,
+            out_dir=args.out or Path("eval"),
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+        )
+    except (SpeechRNNError, ValueError) as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    print(report.table())
+    print(f"report: {report.json_path}\nconfusion matrix: {report.png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

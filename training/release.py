@@ -1,0 +1,181 @@
+"""Measure a trained model and package it as a release model file (e.g. the shipped default).
+
+Usage::
+
+    python -m training.release runs/default/best.pt --data /path/to/speech_commands_mini \\
+        --out speechrnn/models/default.pt --docs docs --name default_model
+
+It measures, on data the run never trained on:
+
+- the testing split (accuracy, per-class precision/recall/F1, confusion matrix) with
+  :func:`training.evaluate.evaluate`, written to ``DOCS/NAME_eval.json`` and ``DOCS/NAME_confusion.png``;
+- out-of-vocabulary rejection and silence at every level with
+  :func:`training.robustness.run_robustness`, written to ``DOCS/NAME_robustness.json``;
+- the CPU latency of features + model for one clip on one thread (median of many runs);
+
+then writes the model file to ``--out`` with all of it added to the training summary, so the
+model file itself carries its recipe and its measured figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from speechrnn.errors import SpeechRNNError
+
+
+def latency_ms(model_path: str | os.PathLike[str], *, runs: int = 300, threads: int = 1) -> float:
+    """Median milliseconds for log-mel features + model on one clip, on the CPU with ``threads`` threads."""
+    import numpy as np
+    import torch
+
+    from speechrnn.inference import Classifier
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        classifier = Classifier.from_file(model_path, device="cpu")
+        clip = torch.from_numpy(
+            (np.random.default_rng(0).standard_normal((1, classifier.feature_config.clip_samples)) * 0.05).astype(
+                np.float32
+            )
+        )
+        times = []
+        with torch.inference_mode():
+            for i in range(runs + 30):
+                start = time.perf_counter()
+                classifier.model(classifier.log_mel(clip))
+                if i >= 30:
+                    times.append(time.perf_counter() - start)
+        return float(np.median(times) * 1e3)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def release(
+    model_path: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    docs: str | os.PathLike[str],
+    name: str = "model",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measure ``model_path`` and write the release model file and the evaluation outputs.
+
+    Parameters
+    ----------
+    model_path : path-like
+        A model file written by training (``best.pt``).
+    data_dir : path-like
+        The Speech Commands folder it was trained on (its testing split is measured).
+    out : path-like
+        Release model file to write.
+    docs : path-like
+        Folder for ``NAME_eval.json``, ``NAME_confusion.png`` and ``NAME_robustness.json``.
+    name : str
+        Prefix of those files.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        The summary written into the release file.
+    """
+    import numpy as np
+
+    from speechrnn.checkpoint import load_checkpoint, save_checkpoint
+    from training.evaluate import evaluate
+    from training.robustness import run_robustness
+
+    docs = Path(docs)
+    checkpoint = load_checkpoint(model_path)
+    test = evaluate(
+        model_path, data_dir=data_dir, split="testing", out_dir=docs, progress=progress,
+        json_name=f"{name}_eval.json", png_name=f"{name}_confusion.png",
+    )  # fmt: skip
+    words = [i for i, label in enumerate(test.labels) if not label.startswith("_")]
+    matrix = test.confusion
+    word_accuracy = float(np.trace(matrix[np.ix_(words, words)]) / max(matrix[words].sum(), 1))
+    robust = run_robustness(model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress)
+    speed = latency_ms(model_path)
+    summary = dict(checkpoint.summary)
+    summary.update(
+        {
+            "test_accuracy": test.accuracy,
+            "test_command_accuracy": round(word_accuracy, 4),
+            "testing": {
+                "accuracy": test.accuracy,
+                "examples": test.examples,
+                "macro_f1": test.macro_f1,
+                "per_class": test.per_class,
+                "confusion": test.confusion.tolist(),
+            },
+            "oov": {
+                "unknown_share": robust.oov_unknown_share,
+                "clips": robust.oov_total,
+                "by_source": dict(robust.oov_by_source),
+                "confusions": dict(robust.oov_confusions),
+            },
+            "silence": {
+                "silence_share": robust.silence_share,
+                "clips": robust.silence_total,
+                "by_level": dict(robust.silence_by_level),
+                "by_kind": dict(robust.silence_by_kind),
+            },
+            "synthetic_command_accuracy": robust.command_accuracy,
+            "latency_ms_one_thread": round(speed, 3),
+        }
+    )
+    metrics = dict(summary.get("metrics", {}))
+    metrics.update(
+        {
+            "test_accuracy": test.accuracy,
+            "oov_unknown_share": robust.oov_unknown_share,
+            "silence_share": robust.silence_share,
+        }
+    )
+    summary["metrics"] = metrics
+    model = checkpoint.build_model()
+    save_checkpoint(out, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
+                    summary=summary)  # fmt: skip
+    summary["file_bytes"] = Path(out).stat().st_size
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m training.release", description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="trained model file (best.pt)")
+    parser.add_argument("--data", required=True, help="the Speech Commands folder it was trained on")
+    parser.add_argument("--out", required=True, help="release model file to write")
+    parser.add_argument("--docs", default="docs", help="folder for the evaluation outputs (default docs/)")
+    parser.add_argument("--name", default="model", help="prefix of the evaluation files")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        summary = release(args.model, data_dir=args.data, out=args.out, docs=args.docs, name=args.name,
+                          progress=not args.quiet)  # fmt: skip
+    except (SpeechRNNError, ValueError) as exc:
+        print(f"release: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.out}: {summary['file_bytes'] / 1e6:.2f} MB, {summary['parameters']:,} parameters\n"
+        f"validation accuracy {summary['val_accuracy']:.4f}, test accuracy {summary['test_accuracy']:.4f} "
+        f"(commands only {summary['test_command_accuracy']:.4f})\n"
+        f"OOV -> _unknown_ {summary['oov']['unknown_share']:.4f} of {summary['oov']['clips']}, "
+        f"silence -> _silence_ {summary['silence']['silence_share']:.4f} of {summary['silence']['clips']}, "
+        f"synthetic-voice commands {summary['synthetic_command_accuracy']:.4f}\n"
+        f"latency (features + model, one clip, one thread): {summary['latency_ms_one_thread']:.2f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
