@@ -41,7 +41,7 @@ class DecisionConfig:
     """
 
     average_window_seconds: float = 0.4
-    threshold: float = 0.8
+    threshold: float = 0.6
     suppression_seconds: float = 0.8
     minimum_count: int = 3
     ignore: tuple[str, ...] = ("_silence_", "_unknown_")
