@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "speech_commands"
@@ -178,15 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_hop": per_hop,
         "realtime": realtime,
         "goals": {"compute_ms_median_max": 2.0, "compute_ms_median_later": 1.0, "cpu_share_max": 0.10},
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        },
-        "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": environment(),
     }
 
     c, p = per_hop["compute_ms"], per_hop["push_ms_per_step"]
