@@ -12,6 +12,7 @@ import os
 import pickle
 import tempfile
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,10 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(path, "is a directory, not a model file")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "empty file (0 bytes)")
+    with path.open("rb") as handle:
+        first = handle.read(1)
+    if first != b"\x80" and not zipfile.is_zipfile(path):  # neither a torch archive nor a pickle
+        raise CheckpointError(path, "not a readable model file (not a PyTorch file)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -131,3 +131,14 @@ def test_atomic_save_keeps_old_file_when_save_fails(tmp_path: Path) -> None:
         atomic_torch_save({"step": 2, "bad": Unsaveable()}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_audio_file_opened_as_a_model_is_named_plainly(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "yes.flac"
+    sf.write(path, np.zeros(1600, dtype=np.float32), 16000)
+    with pytest.raises(CheckpointError, match="not a PyTorch file") as info:
+        load_checkpoint(path)
+    assert "refused" not in str(info.value)
