@@ -1,9 +1,11 @@
 """Self-describing model files.
 
 A model file holds plain data only: the weights, the feature config, the model config, the labels,
-a training summary (data, metrics) and a format version. It is written atomically (temporary file,
-fsync, rename) and read with ``torch.load(weights_only=True)``, so a file crafted to run code when
-unpickled is refused before anything in it runs.
+a training summary (data, metrics) and a format version. Weight matrices may be stored as float16
+(half the file, as openai/whisper ships its checkpoints); they are computed in float32 after
+loading. It is written atomically (temporary file, fsync, rename) and read with
+``torch.load(weights_only=True)``, so a file crafted to run code when unpickled is refused before
+anything in it runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 FORMAT = "speechrnn-model"
 FORMAT_VERSION = 1
+WEIGHT_DTYPES: tuple[str, ...] = ("float32", "float16")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Checkpoint:
         Training summary: data, recipe, metrics (JSON-compatible values).
     extras : dict of str to torch.Tensor
         Optional tensors that travel with the model (e.g. a rehearsal bank for fine-tuning).
+    weights_dtype : {"float32", "float16"}
+        How the weight matrices are stored in the file; ``state_dict`` is always float32.
     """
 
     state_dict: Mapping[str, torch.Tensor]
@@ -54,6 +59,7 @@ class Checkpoint:
     labels: tuple[str, ...]
     summary: Mapping[str, Any] = field(default_factory=dict)
     extras: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    weights_dtype: str = "float32"
 
     def build_model(self, *, device: str | torch.device = "cpu") -> SpeechRNN:
         """A :class:`SpeechRNN` with these weights, in eval mode, on ``device``."""
@@ -120,6 +126,7 @@ def save_checkpoint(
     labels: tuple[str, ...] | list[str],
     summary: Mapping[str, Any] | None = None,
     extras: Mapping[str, torch.Tensor] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Write a model file atomically.
 
@@ -135,6 +142,9 @@ def save_checkpoint(
         JSON-compatible training summary (data, recipe, metrics).
     extras : mapping of str to torch.Tensor, optional
         Extra tensors stored beside the weights (see :class:`Checkpoint`).
+    weights_dtype : {"float32", "float16"}
+        ``"float16"`` stores every weight matrix (tensors of 2 or more dimensions) in half
+        precision, halving the file; vectors (biases, normalisation statistics) stay float32.
 
     Returns
     -------
@@ -143,6 +153,15 @@ def save_checkpoint(
     labels = tuple(labels)
     if len(labels) != model.config.n_classes:
         raise ValueError(f"{len(labels)} labels for a model with {model.config.n_classes} outputs")
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {', '.join(WEIGHT_DTYPES)}, not {weights_dtype!r}")
+
+    def stored(value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().cpu().clone()
+        if weights_dtype == "float16" and value.is_floating_point() and value.dim() >= 2:
+            return value.half()
+        return value
+
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -150,7 +169,8 @@ def save_checkpoint(
         "model_config": model.config.to_dict(),
         "labels": list(labels),
         "summary": dict(summary or {}),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "weights_dtype": weights_dtype,
+        "state_dict": {k: stored(v) for k, v in model.state_dict().items()},
         "extras": {k: v.detach().cpu().clone() for k, v in (extras or {}).items()},
     }
     atomic_torch_save(payload, path)
@@ -175,8 +195,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         feature_config = FeatureConfig.from_dict(payload["feature_config"])
         model_config = ModelConfig.from_dict(payload["model_config"])
         labels = tuple(str(label) for label in payload["labels"])
-        state_dict = payload["state_dict"]
-    except (KeyError, TypeError, ValueError) as exc:
+        state_dict = {
+            str(k): v.float() if v.dtype == torch.float16 else v for k, v in dict(payload["state_dict"]).items()
+        }
+        weights_dtype = str(payload.get("weights_dtype", "float32"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(path, f"model file is incomplete or inconsistent ({exc})") from None
     if len(labels) != model_config.n_classes:
         raise CheckpointError(path, f"{len(labels)} labels but the model has {model_config.n_classes} outputs")
@@ -187,6 +210,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         labels=labels,
         summary=payload.get("summary") or {},
         extras=payload.get("extras") or {},
+        weights_dtype=weights_dtype,
     )
     try:
         SpeechRNN(model_config).load_state_dict(dict(state_dict))

@@ -160,8 +160,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "The ONNX model reads log-mel frames 'frames' (batch, time, n_mels) and outputs 'probabilities' and "
-        "'logits' (batch, n_classes); labels and feature settings are in its metadata. Needs the optional "
-        "extra: pip install 'speechrnn[onnx]'."
+        "'logits' (batch, n_classes); labels and feature settings are in its metadata. Needs onnx "
+        "(a dependency of speechrnn)."
     )
 
 

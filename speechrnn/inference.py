@@ -4,7 +4,7 @@
 decisions about streams; :mod:`speechrnn.decisions` does that from the probabilities.
 
 Two backends run the model: PyTorch (every device) and, on the CPU, ONNX Runtime
-(:mod:`speechrnn.onnx_backend`, optional extra ``speechrnn[onnx]``), which runs the recurrent
+(:mod:`speechrnn.onnx_backend`; ``onnx`` and ``onnxruntime`` are dependencies), which runs the recurrent
 network 2 to 3 times faster at batch 1 on one thread. With ``backend="auto"`` (the default) a CPU
 classifier uses ONNX Runtime for batches of up to :data:`ONNX_MAX_BATCH` sequences (live
 listening, single clips) and PyTorch for larger batches, where PyTorch is as fast or faster;

@@ -19,9 +19,10 @@ list aligned with the outputs), ``feature_config`` and ``model_config`` (JSON ob
 At batch 1 on one CPU thread ONNX Runtime runs the recurrent model 2 to 3 times faster than
 PyTorch (less per-step overhead), which is what live listening does ten times a second;
 :class:`speechrnn.inference.Classifier` uses :class:`OnnxRunner` for small batches when
-``onnxruntime`` is installed (the optional extra ``speechrnn[onnx]``). The exported bytes are
-cached under :func:`default_onnx_cache_dir`, keyed by :func:`model_fingerprint`, because the first
-export in a process takes a second or more (importing the exporter).
+``onnxruntime`` is installed (a dependency of speechrnn; without it PyTorch runs everything).
+The exported bytes are cached under :func:`default_onnx_cache_dir`, keyed by
+:func:`model_fingerprint`, because the first export in a process takes a second or more
+(importing the exporter).
 
 ``onnx`` and ``onnxruntime`` are imported only inside functions.
 """
@@ -76,7 +77,7 @@ OUTPUT_NAMES: tuple[str, str] = ("probabilities", "logits")
 EXPORT_FORMAT_VERSION = 1
 #: Cached exports kept (newest first); older ones are deleted when a new one is written.
 CACHE_KEEP = 16
-INSTALL_HINT = "install the optional extra: pip install 'speechrnn[onnx]' (onnx and onnxruntime)"
+INSTALL_HINT = "install them: pip install onnx onnxruntime (dependencies of speechrnn)"
 
 
 class OnnxError(SpeechRNNError):

@@ -37,6 +37,30 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
         torch.testing.assert_close(checkpoint.build_model()(frames), model(frames), atol=0, rtol=0)
 
 
+def test_float16_storage_halves_the_weights_and_loads_as_float32(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    model = SpeechRNN(ModelConfig(n_classes=4, hidden_size=96, conv_channels=32, conv_stride=2, cell="lstm")).eval()
+    model.set_normalization(torch.randn(40) * 5, torch.rand(40) + 0.5)
+    features = FeatureConfig()
+    full = save_checkpoint(tmp_path / "full.pt", model=model, feature_config=features, labels=LABELS)
+    half = save_checkpoint(tmp_path / "half.pt", model=model, feature_config=features, labels=LABELS,
+                           weights_dtype="float16")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    checkpoint = load_checkpoint(half)
+    assert checkpoint.weights_dtype == "float16" and load_checkpoint(full).weights_dtype == "float32"
+    assert all(v.dtype == torch.float32 for v in checkpoint.state_dict.values() if v.is_floating_point())
+    # vectors (normalisation statistics, biases) are kept exactly; matrices to half precision
+    mean = model.state_dict()["feature_mean"]
+    torch.testing.assert_close(checkpoint.state_dict["feature_mean"], mean, atol=0, rtol=0)
+    frames = torch.randn(8, 98, 40)
+    with torch.no_grad():
+        expected = torch.softmax(model(frames), dim=1)
+        got = torch.softmax(checkpoint.build_model()(frames), dim=1)
+    assert (got - expected).abs().max() < 2e-3
+    with pytest.raises(ValueError, match="weights_dtype"):
+        save_checkpoint(tmp_path / "x.pt", model=model, feature_config=features, labels=LABELS, weights_dtype="int8")
+
+
 def test_label_count_must_match(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="3 labels"):
         save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(), labels=LABELS[:3])

@@ -20,7 +20,7 @@ from speechrnn.model import CELLS, POOLINGS, ModelConfig, SpeechRNN
 from speechrnn.onnx_backend import onnx_available
 
 needs_onnx = pytest.mark.skipif(
-    not onnx_available(), reason="onnx and onnxruntime are not installed (optional extra: speechrnn[onnx])"
+    not onnx_available(), reason="onnx and onnxruntime are not installed (pip install onnx onnxruntime)"
 )
 LABELS = ("_silence_", "_unknown_", "a", "b", "c")
 FEATURES = FeatureConfig()
@@ -153,7 +153,7 @@ def test_cli_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
         model.write_text("hello")
     else:
         if not onnx_available():
-            pytest.skip("onnx and onnxruntime are not installed (optional extra: speechrnn[onnx])")
+            pytest.skip("onnx and onnxruntime are not installed (pip install onnx onnxruntime)")
         make_model(model)
         if problem == "folder output":
             out = tmp_path

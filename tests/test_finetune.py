@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from synthetic import LABELS, make_class_clip, write_speech_commands_tree
 
-from speechrnn.checkpoint import load_checkpoint
+from speechrnn.checkpoint import load_checkpoint, save_checkpoint
 from speechrnn.inference import Classifier
 from speechrnn.trim import trim_to_speech
 from training.finetune import (
@@ -88,11 +88,16 @@ def rehearsal_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def banked_model(synthetic_model: Path, rehearsal_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic model with a rehearsal bank (and a held-out bank) stored in its file."""
+    """The synthetic model with a rehearsal bank (and a held-out bank) stored in its file, its
+    weights stored as float16 like the shipped model's."""
     path = tmp_path_factory.getbasetemp() / "banked-synthetic.pt"
     if not path.exists():
-        add_rehearsal_bank(synthetic_model, rehearsal_tree, path, per_class=100, heldout_per_class=40,
-                           progress=False)
+        base = load_checkpoint(synthetic_model)
+        half = save_checkpoint(tmp_path_factory.getbasetemp() / "half-synthetic.pt", model=base.build_model(),
+                               feature_config=base.feature_config, labels=base.labels, summary=base.summary,
+                               weights_dtype="float16")
+        add_rehearsal_bank(half, rehearsal_tree, path, per_class=100, heldout_per_class=40, progress=False)
+        assert load_checkpoint(path).weights_dtype == "float16"  # the bank keeps the base's storage
     return path
 
 
@@ -162,6 +167,7 @@ def test_script_teaches_a_new_word_without_forgetting(banked_model: Path, tmp_pa
     checkpoint = load_checkpoint(out)
     assert checkpoint.labels == (*LABELS, NEW_WORD)
     assert checkpoint.summary["finetune"]["new_words"] == [NEW_WORD]
+    assert checkpoint.weights_dtype == "float16"  # a taught model stays as small as its base
     assert checkpoint.summary["metrics"]["new_word_accuracy"] == report["new_word_accuracy"]
     # the bank travels on, now with the new word, so a later word does not erase this one
     assert (checkpoint.extras["rehearsal_labels"] == len(LABELS)).sum() > 0

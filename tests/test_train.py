@@ -18,7 +18,7 @@ from synthetic import LABELS, WORDS, make_class_clip, write_speech_commands_tree
 from speechrnn.checkpoint import load_checkpoint, safe_torch_load
 from speechrnn.inference import Classifier
 from training.config import load_config
-from training.train import TrainingError, lr_factor, main, train
+from training.train import TrainingError, WeightAverage, lr_factor, main, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +71,25 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert values[-1] == pytest.approx(0.1, abs=1e-3)
 
 
+def test_weight_average_follows_the_ramped_decay_and_copies_counters() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False), torch.nn.BatchNorm1d(1))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    average = WeightAverage(model, decay=0.99)
+    expected = 1.0
+    for step, value in enumerate([3.0, 5.0, -2.0]):
+        with torch.no_grad():
+            model[0].weight.fill_(value)
+        model[1].num_batches_tracked.fill_(step + 7)
+        average.update(model, step=step)
+        decay = min(0.99, (1 + step) / (10 + step))  # 0.1, 0.18, 0.25: early steps follow the live model
+        expected = decay * expected + (1 - decay) * value
+        assert torch.allclose(average.model[0].weight, torch.full((1, 2), expected))
+        assert int(average.model[1].num_batches_tracked) == step + 7
+    assert not average.model[0].weight.requires_grad and model[0].weight.requires_grad
+    assert float(model[0].weight.detach()[0, 0]) == -2.0  # the live model is untouched
+
+
 @pytest.mark.slow
 def test_end_to_end_training_recognises_held_out_clips(tree: Path, tmp_path: Path) -> None:
     config = load_config(None, _overrides(tree, tmp_path / "cache"))
@@ -99,7 +118,7 @@ def test_end_to_end_training_recognises_held_out_clips(tree: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_resume_after_sigkill_restores_state_and_keeps_the_log(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 4, "model.hidden_size": 16})
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 4, "model.hidden_size": 16, "optim.ema_decay": 0.9})
     command = [sys.executable, "-m", "training.train", "--out", str(out), "--quiet"]
     for item in args:
         command += ["--set", item]
@@ -128,6 +147,9 @@ def test_resume_after_sigkill_restores_state_and_keeps_the_log(tree: Path, tmp_p
     assert final["epoch"] == 4 and final["step"] == 4 * steps_per_epoch
     assert {int(s["step"]) for s in final["optimizer"]["state"].values()} == {4 * steps_per_epoch}
     assert final["scheduler"]["last_epoch"] == 4 * steps_per_epoch
+    # the weight average is saved with the state and carried through the resume
+    assert set(final["ema"]) == set(final["model"])
+    assert not torch.equal(final["ema"]["rnn.weight_hh_l0"], final["model"]["rnn.weight_hh_l0"])
     rows = _read_csv(out / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     kept = [r for r in rows_before if int(r["epoch"]) <= killed_epoch]

@@ -238,6 +238,10 @@ class OptimConfig:
         Stop after this many epochs without a better validation accuracy; 0 disables early stopping.
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision on CUDA (``auto``: bf16 where supported, else fp16); always off on the CPU.
+    ema_decay : float
+        Exponential moving average of the weights (and normalisation statistics) per step; the
+        averaged model is what validation measures and ``best.pt`` holds. 0 disables it. The decay
+        ramps up as ``min(ema_decay, (1 + step) / (10 + step))``.
     """
 
     epochs: int = 30
@@ -250,8 +254,11 @@ class OptimConfig:
     label_smoothing: float = 0.0
     patience: int = 0
     amp: str = "auto"
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("optim.ema_decay must be in [0, 1)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("optim.epochs and optim.batch_size must be at least 1")
         if not self.lr > 0:

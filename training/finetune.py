@@ -701,7 +701,7 @@ def add_rehearsal_bank(model_path: str | os.PathLike[str], data_root: str | os.P
     }
     model = checkpoint.build_model()
     return save_checkpoint(out, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
-                           summary=summary, extras=extras)
+                           summary=summary, extras=extras, weights_dtype=checkpoint.weights_dtype)
 
 
 # ------------------------------------------------------------------------------------ the head
@@ -1201,7 +1201,8 @@ def _save(save_checkpoint: Any, *, out: Path, model: nn.Module, features: Any, l
     }
     if "recipe" in base_summary:
         summary["recipe"] = base_summary["recipe"]
-    save_checkpoint(out, model=model, feature_config=features, labels=labels, summary=summary, extras=extras)
+    save_checkpoint(out, model=model, feature_config=features, labels=labels, summary=summary, extras=extras,
+                    weights_dtype=checkpoint.weights_dtype)
 
 
 # ------------------------------------------------------------------------------------ whole network

@@ -13,8 +13,10 @@ It measures, on data the run never trained on:
   :func:`training.robustness.run_robustness`, written to ``DOCS/NAME_robustness.json``;
 - the CPU latency of features + model for one clip on one thread (median of many runs);
 
-then writes the model file to ``--out`` with all of it added to the training summary, so the
-model file itself carries its recipe and its measured figures.
+The release file stores its weight matrices as float16 (``--weights float32`` keeps them full
+size); it is written first and everything above is measured on it, then it is rewritten with
+the figures added to the training summary, so the model file itself carries its recipe and its
+measured figures.
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ from typing import Any
 from speechrnn.errors import SpeechRNNError
 
 
-def latency_ms(model_path: str | os.PathLike[str], *, runs: int = 300, threads: int = 1) -> float:
-    """Median milliseconds for log-mel features + model on one clip, on the CPU with ``threads`` threads."""
+def latency_ms(
+    model_path: str | os.PathLike[str], *, runs: int = 300, threads: int = 1, backend: str = "auto"
+) -> float:
+    """Median milliseconds for log-mel features + model on one clip, on the CPU with ``threads`` threads.
+
+    ``backend`` is the :class:`~speechrnn.inference.Classifier` backend (``auto``: what
+    ``speechrnn classify`` and ``listen`` use, ONNX Runtime where installed).
+    """
     import numpy as np
     import torch
 
@@ -40,17 +48,15 @@ def latency_ms(model_path: str | os.PathLike[str], *, runs: int = 300, threads: 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        classifier = Classifier.from_file(model_path, device="cpu")
-        clip = torch.from_numpy(
-            (np.random.default_rng(0).standard_normal((1, classifier.feature_config.clip_samples)) * 0.05).astype(
-                np.float32
-            )
+        classifier = Classifier.from_file(model_path, device="cpu", backend=backend)
+        clip = (np.random.default_rng(0).standard_normal((1, classifier.feature_config.clip_samples)) * 0.05).astype(
+            np.float32
         )
         times = []
         with torch.inference_mode():
             for i in range(runs + 30):
                 start = time.perf_counter()
-                classifier.model(classifier.log_mel(clip))
+                classifier.probabilities(clip)
                 if i >= 30:
                     times.append(time.perf_counter() - start)
         return float(np.median(times) * 1e3)
@@ -65,6 +71,7 @@ def release(
     out: str | os.PathLike[str],
     docs: str | os.PathLike[str],
     name: str = "model",
+    weights_dtype: str = "float16",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Measure ``model_path`` and write the release model file and the evaluation outputs.
@@ -81,6 +88,8 @@ def release(
         Folder for ``NAME_eval.json``, ``NAME_confusion.png`` and ``NAME_robustness.json``.
     name : str
         Prefix of those files.
+    weights_dtype : {"float16", "float32"}
+        Storage of the weight matrices in the release file (see :func:`speechrnn.checkpoint.save_checkpoint`).
     progress : bool
 
     Returns
@@ -96,19 +105,27 @@ def release(
 
     docs = Path(docs)
     checkpoint = load_checkpoint(model_path)
+    # write the release weights first, then measure exactly what ships
+    save_checkpoint(out, model=checkpoint.build_model(), feature_config=checkpoint.feature_config,
+                    labels=checkpoint.labels, summary=checkpoint.summary, weights_dtype=weights_dtype)  # fmt: skip
+    model_path = out
+    checkpoint = load_checkpoint(out)
     test = evaluate(
         model_path, data_dir=data_dir, split="testing", out_dir=docs, progress=progress,
         json_name=f"{name}_eval.json", png_name=f"{name}_confusion.png",
     )  # fmt: skip
+    validation = evaluate(model_path, data_dir=data_dir, split="validation", progress=progress)
     words = [i for i, label in enumerate(test.labels) if not label.startswith("_")]
     matrix = test.confusion
     word_accuracy = float(np.trace(matrix[np.ix_(words, words)]) / max(matrix[words].sum(), 1))
     robust = run_robustness(model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress)
     speed = latency_ms(model_path)
+    speed_torch = latency_ms(model_path, backend="torch")
     summary = dict(checkpoint.summary)
     summary.update(
         {
             "test_accuracy": test.accuracy,
+            "release_val_accuracy": validation.accuracy,  # the shipped weights (val_accuracy: training's)
             "test_command_accuracy": round(word_accuracy, 4),
             "testing": {
                 "accuracy": test.accuracy,
@@ -131,6 +148,7 @@ def release(
             },
             "synthetic_command_accuracy": robust.command_accuracy,
             "latency_ms_one_thread": round(speed, 3),
+            "latency_ms_one_thread_torch": round(speed_torch, 3),
         }
     )
     metrics = dict(summary.get("metrics", {}))
@@ -144,7 +162,7 @@ def release(
     summary["metrics"] = metrics
     model = checkpoint.build_model()
     save_checkpoint(out, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
-                    summary=summary)  # fmt: skip
+                    summary=summary, weights_dtype=weights_dtype)  # fmt: skip
     summary["file_bytes"] = Path(out).stat().st_size
     return summary
 
@@ -157,22 +175,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="release model file to write")
     parser.add_argument("--docs", default="docs", help="folder for the evaluation outputs (default docs/)")
     parser.add_argument("--name", default="model", help="prefix of the evaluation files")
+    parser.add_argument("--weights", default="float16", choices=("float16", "float32"),
+                        help="storage of the weight matrices in the release file (default float16)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
         summary = release(args.model, data_dir=args.data, out=args.out, docs=args.docs, name=args.name,
-                          progress=not args.quiet)  # fmt: skip
+                          weights_dtype=args.weights, progress=not args.quiet)  # fmt: skip
     except (SpeechRNNError, ValueError) as exc:
         print(f"release: error: {exc}", file=sys.stderr)
         return 1
     print(
         f"{args.out}: {summary['file_bytes'] / 1e6:.2f} MB, {summary['parameters']:,} parameters\n"
-        f"validation accuracy {summary['val_accuracy']:.4f}, test accuracy {summary['test_accuracy']:.4f} "
+        f"validation accuracy {summary['release_val_accuracy']:.4f} (training run: {summary['val_accuracy']:.4f}), "
+        f"test accuracy {summary['test_accuracy']:.4f} "
         f"(commands only {summary['test_command_accuracy']:.4f})\n"
         f"OOV -> _unknown_ {summary['oov']['unknown_share']:.4f} of {summary['oov']['clips']}, "
         f"silence -> _silence_ {summary['silence']['silence_share']:.4f} of {summary['silence']['clips']}, "
         f"synthetic-voice commands {summary['synthetic_command_accuracy']:.4f}\n"
-        f"latency (features + model, one clip, one thread): {summary['latency_ms_one_thread']:.2f} ms"
+        f"latency (features + model, one clip, one thread): {summary['latency_ms_one_thread']:.2f} ms "
+        f"({summary['latency_ms_one_thread_torch']:.2f} ms with the PyTorch backend)"
     )
     return 0
 

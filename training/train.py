@@ -185,6 +185,32 @@ class Prefetcher:
             self._stop.set()
 
 
+class WeightAverage:
+    """Exponential moving average of a model's floating-point state (parameters and buffers).
+
+    ``update()`` after every optimiser step; ``model`` is a separate copy holding the average
+    (integer buffers such as batch-norm counters are copied as they are).
+    """
+
+    def __init__(self, model: torch.nn.Module, *, decay: float) -> None:
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, *, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        live = model.state_dict()
+        for name, value in self.model.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.lerp_(live[name].detach(), 1.0 - decay)
+            else:
+                value.copy_(live[name])
+
+
 def lr_factor(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
     """Learning-rate multiplier: linear warm-up to 1, then cosine decay to ``min_ratio``."""
     if step < warmup_steps:
@@ -390,6 +416,7 @@ def train(
             step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=config.optim.min_lr_ratio
         ),
     )
+    ema = WeightAverage(model, decay=config.optim.ema_decay) if config.optim.ema_decay > 0 else None
     amp_dtype = _amp_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
@@ -405,6 +432,8 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            ema.model.load_state_dict(state.get("ema") or state["model"])
         _set_rng_state(state["rng"])
         start_epoch, step = int(state["epoch"]), int(state["step"])
         best_acc, best_epoch, since_best = (
@@ -485,6 +514,8 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update(model, step=step)
             step += 1
             n = labels.shape[0]
             loss_sum += float(loss.detach()) * n
@@ -504,16 +535,17 @@ def train(
 
         # ---- validation, checkpoints, log (rank 0) ----------------------------------------------
         stop = torch.zeros((), device=device)
+        scored = ema.model if ema is not None else model  # what validation measures and best.pt holds
         if dist_info.main:
-            val_loss, report = evaluate_dataset(model, val_set, device=device, batch_size=config.eval_batch_size)
+            val_loss, report = evaluate_dataset(scored, val_set, device=device, batch_size=config.eval_batch_size)
             val_acc = report["accuracy"]
             improved = val_acc > best_acc
             if improved:
                 best_acc, best_epoch, since_best = val_acc, epoch + 1, 0
                 summary = _summary(
-                    config, model, data, train_set, val_set, epochs=epoch + 1, best_epoch=epoch + 1, val=report
+                    config, scored, data, train_set, val_set, epochs=epoch + 1, best_epoch=epoch + 1, val=report
                 )
-                save_checkpoint(best_path, model=model, feature_config=config.features, labels=config.data.labels,
+                save_checkpoint(best_path, model=scored, feature_config=config.features, labels=config.data.labels,
                                 summary=summary)  # fmt: skip
             else:
                 since_best += 1
@@ -535,6 +567,7 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                    "ema": {k: v.detach().cpu() for k, v in ema.model.state_dict().items()} if ema else {},
                     "epoch": epoch + 1,
                     "step": step,
                     "best_accuracy": best_acc,
