@@ -16,7 +16,7 @@ intra-op thread), approaches alternating round by round so they share the machin
    speech in 20 ms blocks as fast as possible; per-hop compute (new frames + model) and the CPU
    time per second of audio (= the share of one core when listening in real time), for both
    backends and for the plain approach (every hop: librosa log-mel of the last second + the
-   PyTorch model). Goals: per-hop compute under 1 ms, under 5% of one core.
+   PyTorch model). Goals (issue 6): per-hop compute at most 2 ms, under 10% of one core.
 
 Without ``--model``, the shipped model is timed, or (when it is not trained yet) a model of the
 default recipe's architecture with random weights (said in the output).
@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("onnxruntime is not installed: timing the PyTorch backend only", file=sys.stderr)
     mc = checkpoint.model_config
-    print(f"model {path} ({count_parameters(classifiers['torch'].model):,} parameters: {mc.cell} "
-          f"{mc.num_layers}x{mc.hidden_size}, conv {mc.conv_channels}/stride {mc.conv_stride}, {mc.pooling})")
+    print(f"model {path} ({count_parameters(classifiers['torch'].model):,} parameters: {mc.description})")
     if note:
         print(f"NOTE: {note}")
     print("one thread (torch and ONNX Runtime); times are per call, best and median of alternating rounds\n")
@@ -257,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
 
     best = single["whole"].get("speechrnn, onnx backend", single["whole"]["speechrnn, torch backend"])
     fastest_live = live.get("onnx", live["torch"])
-    goals = {
+    goals = {  # issue 4 (one clip) and issue 6 (per hop, share of one core while listening)
         "single_clip_ms": {"value": best["best"] * 1e3, "goal_max": 2.0},
-        "per_hop_compute_ms_median": {"value": fastest_live["compute_ms"]["median"], "goal_max": 1.0},
-        "live_cpu_share": {"value": fastest_live["cpu_share_of_one_core"], "goal_max": 0.05},
+        "per_hop_compute_ms_median": {"value": fastest_live["compute_ms"]["median"], "goal_max": 2.0},
+        "live_cpu_share": {"value": fastest_live["cpu_share_of_one_core"], "goal_max": 0.10},
     }
     print("\ngoals (default backend):", "; ".join(
         f"{k} {v['value']:.3g} ({'met' if v['value'] <= v['goal_max'] else 'NOT met'}, goal <= {v['goal_max']:g})"

@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment(),
     }
     mc = config.model
-    print(f"default recipe ({mc.cell} {mc.num_layers}x{mc.hidden_size}, conv {mc.conv_channels}/stride "
-          f"{mc.conv_stride}, {count_parameters(model):,} parameters), {len(train_set)} training examples, batch "
+    print(f"default recipe ({mc.description}, {count_parameters(model):,} parameters), {len(train_set)} training "
+          f"examples, batch "
           f"{batch_size}, {torch.get_num_threads()} torch threads; {limit} of {n_batches} batches timed")
     rows = [
         ["speechrnn-train epoch (prefetch)", f"{epoch_wall:.1f}", f"{examples / epoch_wall:,.0f}",

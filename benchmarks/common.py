@@ -69,8 +69,7 @@ def benchmark_model(path: str | os.PathLike[str] | None) -> tuple[Path, str | No
                         summary={"note": "random weights of the default recipe's architecture, for timing only"})
     note = (
         f"{shipped} does not exist yet: timing a model of the default recipe's architecture "
-        f"({config.model.cell}, {config.model.num_layers}x{config.model.hidden_size}, conv {config.model.conv_channels}"
-        f"/stride {config.model.conv_stride}, {config.model.pooling} pooling) with RANDOM weights"
+        f"({config.model.description}) with RANDOM weights"
     )
     return out, note
 

@@ -393,7 +393,7 @@ class MainWindow(QMainWindow):
         self.threshold_slider.setToolTip("Minimum smoothed probability of a detection")
         self.threshold_slider.valueChanged.connect(self._decision_changed)
         row.addWidget(self.threshold_slider)
-        self.threshold_label = QLabel("0.60")
+        self.threshold_label = QLabel("0.00")  # set by _restore_settings
         self.threshold_label.setMinimumWidth(34)
         row.addWidget(self.threshold_label)
 
@@ -564,8 +564,11 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ settings
 
     def _restore_settings(self) -> None:
-        threshold = _float(self.settings.value("threshold"), 0.6)
-        smoothing = _float(self.settings.value("smoothing"), 0.5)
+        from speechrnn.decisions import DecisionConfig
+
+        defaults = DecisionConfig()  # chosen on the validation stream (speechrnn.streaming_accuracy --tune)
+        threshold = _float(self.settings.value("threshold"), defaults.threshold)
+        smoothing = _float(self.settings.value("smoothing"), defaults.average_window_seconds)
         self.threshold_slider.blockSignals(True)
         self.smoothing_spin.blockSignals(True)
         self.threshold_slider.setValue(round(min(max(threshold, 0.05), 0.99) * 100))

@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--gap-seconds", type=float, default=1.0, help="silence before each clip")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the detection")
-    parser.add_argument("--threshold", type=float, default=0.6, help="detection threshold set in the window")
+    parser.add_argument("--threshold", type=float, help="detection threshold set in the window (default: the app's)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=800)
     return parser.parse_args(argv)
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             window.classify_paths(files)
             _wait(app, lambda: not window.is_classifying(), 60.0)
             window.tabs.setCurrentIndex(0)
-        window.threshold_slider.setValue(round(args.threshold * 100))
+        if args.threshold is not None:
+            window.threshold_slider.setValue(round(args.threshold * 100))
         best: dict[str, float] = {}
 
         def detected_or_ended() -> bool:

@@ -90,6 +90,13 @@ class ModelConfig:
         return 2 if self.bidirectional else 1
 
     @property
+    def description(self) -> str:
+        """A short human-readable summary, e.g. ``"bidirectional lstm 2x96, conv 64/stride 2, attention"``."""
+        cell = f"{'bidirectional ' if self.bidirectional else ''}{self.cell} {self.num_layers}x{self.hidden_size}"
+        front = f"conv {self.conv_channels}/stride {self.conv_stride}" if self.conv_channels else "no conv front-end"
+        return f"{cell}, {front}, {self.pooling}"
+
+    @property
     def output_size(self) -> int:
         """Size of the pooled sequence vector."""
         return self.hidden_size * self.directions
