@@ -1517,7 +1517,7 @@ class MainWindow(QMainWindow):
         compute = self._model.device if self._model is not None else self.compute_device
         labels["compute"].setText(f"Compute: {compute.upper()}")
         if self._compute_times:
-            ms = 1000.0 * float(np.mean(self._compute_times))
+            ms = 1000.0 * float(np.median(self._compute_times))  # robust to the first call's warm-up
             labels["inference"].setText(f"Inference: {ms:.1f} ms/hop")
         else:
             labels["inference"].setText("Inference: — ms/hop")
