@@ -22,6 +22,8 @@ def model_info(path: str | Path | None = None) -> dict[str, Any]:
         "labels": list(checkpoint.labels),
         "parameters": count_parameters(checkpoint.build_model()),
         "file_bytes": path.stat().st_size,
+        "weights_dtype": checkpoint.weights_dtype,
+        "architecture": checkpoint.model_config.description,
         "feature_config": checkpoint.feature_config.to_dict(),
         "model_config": checkpoint.model_config.to_dict(),
         "summary": dict(checkpoint.summary),

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from speechrnn import default_model_path
+from speechrnn.cli import main
+
+
+def test_info_describes_a_model_file(synthetic_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(synthetic_model)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["labels"] == ["_silence_", "_unknown_", "rise", "fall", "tone", "buzz"]
+    assert info["file_bytes"] == synthetic_model.stat().st_size
+    assert info["weights_dtype"] == "float32"
+    assert info["architecture"].startswith(info["model_config"]["cell"])
+    assert info["parameters"] > 1000 and info["feature_config"]["sample_rate"] == 16000
+
+
+@pytest.mark.skipif(not default_model_path().exists(), reason="speechrnn/models/default.pt is not trained yet")
+def test_info_on_the_shipped_model_states_its_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    # the limits for the default model: <= 500k parameters, <= 2 MB
+    assert info["parameters"] <= 500_000 and info["file_bytes"] <= 2_000_000
+    assert info["weights_dtype"] == "float16" and "bidirectional" in info["architecture"]
+
+
+def test_info_on_a_bad_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "notes.pt"
+    bad.write_text("not a model")
+    assert main(["info", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err
