@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,21 @@ def _train(path: Path, *, seed: int, clips_per_class: int, epochs: int) -> Path:
     save_checkpoint(path, model=model, feature_config=features, labels=LABELS,
                     summary={"task": "synthetic", "metrics": {"test_accuracy": accuracy}})
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for a module (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    Tiny models and one model call per streaming hop: on a busy 2-core machine one thread is much
+    faster than several, as in ``speechrnn listen`` and ``classify``'s workers.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -27,15 +27,7 @@ from speechrnn.inference import Classifier
 GOOD = (*WORDS, "_silence_", "_unknown_")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small batches on a shared machine: one torch thread is fastest."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

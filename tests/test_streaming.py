@@ -14,16 +14,7 @@ from speechrnn.features import FeatureConfig, log_mel
 from speechrnn.inference import Classifier
 from speechrnn.streaming import StreamingRecognizer, StreamStep
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Streaming runs one small model per hop: one thread is faster than several on a busy machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

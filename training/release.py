@@ -175,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="release model file to write")
     parser.add_argument("--docs", default="docs", help="folder for the evaluation outputs (default docs/)")
     parser.add_argument("--name", default="model", help="prefix of the evaluation files")
-    parser.add_argument("--weights", default="float16", choices=("float16", "float32"),
+    from speechrnn.checkpoint import WEIGHT_DTYPES
+
+    parser.add_argument("--weights", default="float16", choices=WEIGHT_DTYPES,
                         help="storage of the weight matrices in the release file (default float16)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
