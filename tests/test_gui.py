@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 from synthetic import make_class_clip, place_clips
 
 from gui.main_window import MainWindow
+from speechrnn.decisions import DecisionConfig
 from speechrnn.errors import DeviceError
 from speechrnn.microphone import FileSource, InputDevice
 
@@ -260,6 +261,10 @@ def test_bad_model_is_refused_and_the_old_one_keeps_working(
 
 def test_model_choice_is_remembered(qtbot, settings, synthetic_model) -> None:
     window = make_window(qtbot, settings, synthetic_model)
+    # a first start uses the library's decision defaults (chosen on the validation stream)
+    defaults = DecisionConfig()
+    assert window.decision_config() == defaults
+    assert window.threshold_label.text() == f"{defaults.threshold:.2f}"
     window.threshold_slider.setValue(72)
     window.close()
     again = make_window(qtbot, settings, None)
