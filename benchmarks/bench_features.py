@@ -8,12 +8,15 @@ Times, on real one-second Speech Commands clips already decoded in memory:
   batches of 8 to 512 clips, with 1 and 2 torch threads;
 - the streaming path, :meth:`LogMel.frames_numpy` on the 10 new frames of one 100 ms hop.
 
+The feature settings (mel bands, window, hop) are those of the model file (``--model``, default
+the shipped model), so the figure is what that model computes.
+
 Each approach is checked against librosa (largest absolute difference of the log-mel values) and
 the approaches alternate round by round so that they share the machine's load.
 
 Usage::
 
-    python benchmarks/bench_features.py [--clips 512] [--rounds 3]
+    python benchmarks/bench_features.py [--model FILE] [--clips 512] [--rounds 3]
 
 Prints a table and writes ``benchmarks/results/features.json``.
 """
@@ -29,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import environment, real_clips, table, time_interleaved, write_results
+from common import benchmark_model, environment, real_clips, table, time_interleaved, write_results
 
 CHUNKS = (8, 32, 128, 512)
 
@@ -40,14 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--librosa-clips", type=int, default=32, help="clips per librosa round (default 32)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (default 3)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default 1 2)")
+    parser.add_argument("--model", help="take the feature settings from this model file (default: the shipped model)")
     parser.add_argument("--out", help="JSON output (default benchmarks/results/features.json)")
     args = parser.parse_args(argv)
 
     import torch
 
-    from speechrnn.features import FeatureConfig, LogMel, log_mel_librosa
+    from speechrnn.checkpoint import load_checkpoint
+    from speechrnn.features import LogMel, log_mel_librosa
 
-    cfg = FeatureConfig()
+    model_path, _ = benchmark_model(args.model)
+    cfg = load_checkpoint(model_path).feature_config
     clips = real_clips(args.clips)
     log_mel = LogMel(cfg)
     audio = torch.from_numpy(clips)
