@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model_path, _ = benchmark_model(args.model)
     cfg = load_checkpoint(model_path).feature_config
-    clips = real_clips(args.clips)
+    clips = real_clips(args.clips, sample_rate=cfg.sample_rate)
     log_mel = LogMel(cfg)
     audio = torch.from_numpy(clips)
     reference = np.stack([log_mel_librosa(c, cfg) for c in clips[: args.librosa_clips]])
@@ -113,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         unit = "hop" if "hop" in name else "clip"
         rows.append([name, f"{best * 1e3:.3f} /{unit}", f"{median * 1e3:.3f}",
                      f"{1 / best:,.0f}" if unit == "clip" else "", f"{plain / best:.0f}x" if unit == "clip" else ""])
-    print(f"log-mel features of {args.clips} real 1 s clips ({cfg.n_mels} mels, {cfg.n_frames} frames per clip)")
+    print(f"log-mel features of {args.clips} real 1 s clips "
+          f"({model_path.name}: {cfg.n_mels} mels, {cfg.n_frames} frames per clip)")
     print(table(rows, ["", "best ms", "median ms", "clips/s", "vs librosa"]))
     print("largest |difference| from librosa:", ", ".join(f"{k} {v:.1g}" for k, v in agreement.items()))
     out = write_results("features", {"results": results, "agreement": agreement, "clips": args.clips,
-                                     "feature_config": cfg.to_dict(), "environment": environment()}, args.out)
+                                     "model": str(model_path), "feature_config": cfg.to_dict(),
+                                     "environment": environment()}, args.out)
     print(f"wrote {out}")
     return 0
 
