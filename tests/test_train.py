@@ -115,6 +115,23 @@ def test_end_to_end_training_recognises_held_out_clips(tree: Path, tmp_path: Pat
     assert accuracy >= 0.9, f"held-out accuracy {accuracy:.1%}"
 
 
+def test_refit_on_validation_keeps_the_last_epoch(tree: Path, tmp_path: Path) -> None:
+    # a learning rate so small that the validation score does not improve after the first epoch
+    frozen = {"optim.epochs": 2, "optim.lr": 1e-12}
+    held_out = train(load_config(None, _overrides(tree, tmp_path / "cache", **frozen)), out_dir=tmp_path / "a",
+                     progress=False)  # fmt: skip
+    rows = _read_csv(held_out.log_path)
+    assert rows[1]["val_accuracy"] == rows[0]["val_accuracy"] and held_out.best_epoch == 1
+    overrides = _overrides(tree, tmp_path / "cache", **frozen, **{"data.train_on_validation": "true"})
+    result = train(load_config(None, overrides), out_dir=tmp_path / "run", progress=False)
+    # validation is no longer held out, so nothing is selected by it: best.pt is the last epoch
+    assert result.best_epoch == 2
+    best = load_checkpoint(result.best_path)
+    assert best.summary["best_epoch"] == 2 and best.summary["recipe"]["data"]["train_on_validation"] is True
+    last = safe_torch_load(result.last_path)["model"]
+    assert all(torch.equal(value, last[name]) for name, value in best.state_dict.items())
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_restores_state_and_keeps_the_log(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"

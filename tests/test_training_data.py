@@ -127,6 +127,25 @@ def test_splits_unknown_capping_and_redrawing(tree: tuple[Path, dict[str, list[s
     assert greedy.n_unknown == len(greedy.unknown_rows)
 
 
+def test_train_on_validation_adds_the_validation_clips_to_training_only(
+    tree: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    root, splits = tree
+    plain = SpeechCommandsData(_config(root, tmp_path), FEATURES, progress=False)
+    refit = SpeechCommandsData(_config(root, tmp_path, train_on_validation=True), FEATURES, progress=False)
+    train, val = refit.split("training"), refit.split("validation")
+    n_words = {s: sum(1 for p in splits[s] if p.split("/")[0] in WORDS) for s in ("training", "validation")}
+    assert len(plain.split("training").word_rows) == n_words["training"]
+    assert len(train.word_rows) == n_words["training"] + n_words["validation"]
+    assert {refit.clips[i].split for i in train.unknown_rows} == {"training", "validation"}
+    # the validation split is still the same clips, scored as before; testing is untouched
+    assert np.array_equal(val.items(0).source, plain.split("validation").items(0).source)
+    assert not any(refit.clips[i].split == "testing" for i in train.word_rows)
+    assert len(refit.split("testing").word_rows) == len(plain.split("testing").word_rows)
+    # training noise stays the head of the recordings (the tail is for evaluation)
+    assert [len(s) for s in train.noise] == [len(s) for s in plain.split("training").noise]
+
+
 def test_holdout_words_and_max_per_word(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
     root, _ = tree
     data = SpeechCommandsData(_config(root, tmp_path, holdout_words=("hiss",), max_per_word=5), FEATURES,

@@ -99,6 +99,10 @@ class DataConfig:
         Seed of those renderings.
     max_per_word : int
         Keep at most this many clips of each word per split (0: all); for quick experiments.
+    train_on_validation : bool
+        Also train on the validation clips: a final refit once every choice has been made on
+        validation. The validation split is still scored each epoch but is no longer held out,
+        so ``best.pt`` holds the last epoch's weights instead of the best-scoring ones.
     cache_dir : str
         Where decoded audio is cached; empty means ``$SPEECHRNN_CACHE`` or ``~/.cache/speechrnn``.
     """
@@ -122,6 +126,7 @@ class DataConfig:
     synth_commands_per_word: int = 0
     synth_seed: int = 0
     max_per_word: int = 0
+    train_on_validation: bool = False
     cache_dir: str = ""
 
     def __post_init__(self) -> None:

@@ -503,7 +503,8 @@ class ClipDataset:
         self.labels = data.labels
         self.features = data.features
         cfg = data.config
-        in_split = (data.clip_split == split) & data.ok
+        splits = [split, "validation"] if split == "training" and cfg.train_on_validation else [split]
+        in_split = np.isin(data.clip_split, splits) & data.ok
         self.word_rows = np.flatnonzero(in_split & data.clip_is_word)
         self.unknown_rows = np.flatnonzero(in_split & ~data.clip_is_word)
         extra = np.flatnonzero((data.clip_split == "extra") & data.ok)

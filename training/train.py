@@ -539,7 +539,8 @@ def train(
         if dist_info.main:
             val_loss, report = evaluate_dataset(scored, val_set, device=device, batch_size=config.eval_batch_size)
             val_acc = report["accuracy"]
-            improved = val_acc > best_acc
+            # a refit on training + validation has no held-out score to select by: keep the last epoch
+            improved = val_acc > best_acc or config.data.train_on_validation
             if improved:
                 best_acc, best_epoch, since_best = val_acc, epoch + 1, 0
                 summary = _summary(
