@@ -18,6 +18,7 @@ from synthetic import LABELS, WORDS, make_class_clip, write_speech_commands_tree
 from speechrnn.checkpoint import load_checkpoint, safe_torch_load
 from speechrnn.inference import Classifier
 from training.config import load_config
+from training.evaluate import evaluate
 from training.train import TrainingError, WeightAverage, lr_factor, main, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,8 +129,15 @@ def test_refit_on_validation_keeps_the_last_epoch(tree: Path, tmp_path: Path) ->
     assert result.best_epoch == 2
     best = load_checkpoint(result.best_path)
     assert best.summary["best_epoch"] == 2 and best.summary["recipe"]["data"]["train_on_validation"] is True
+    assert best.summary["validation_held_out"] is False
+    assert load_checkpoint(held_out.best_path).summary["validation_held_out"] is True
     last = safe_torch_load(result.last_path)["model"]
     assert all(torch.equal(value, last[name]) for name, value in best.state_dict.items())
+    # evaluating the refit on validation says the figure is not held out; on testing it is
+    report = evaluate(result.best_path, data_dir=tree, split="validation", device="cpu", progress=False)
+    assert report.held_out is False and "not a held-out one" in report.table()
+    report = evaluate(result.best_path, data_dir=tree, split="testing", device="cpu", progress=False)
+    assert report.held_out is True and "held-out" not in report.table()
 
 
 @pytest.mark.slow

@@ -57,6 +57,9 @@ class EvalReport:
     mistakes : list of dict
         Up to 50 misclassified clips (path or kind, true label, predicted label, score), most
         confident first.
+    held_out : bool
+        False when the model was trained on these clips: the training split, or the validation
+        split of a refit (``data.train_on_validation``).
     json_path, png_path : pathlib.Path or None
         Where the report and the confusion-matrix plot were written.
     """
@@ -71,6 +74,7 @@ class EvalReport:
     confusion: np.ndarray
     macro_f1: float
     mistakes: list[dict[str, Any]]
+    held_out: bool = True
     json_path: Path | None = None
     png_path: Path | None = None
 
@@ -87,6 +91,7 @@ class EvalReport:
             "per_class": self.per_class,
             "confusion": self.confusion.tolist(),
             "mistakes": self.mistakes,
+            "held_out": self.held_out,
         }
 
     def table(self) -> str:
@@ -96,6 +101,8 @@ class EvalReport:
             m = self.per_class[label]
             lines.append(f"{label:<12} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f} {m['support']:>8d}")
         lines.append(f"accuracy {self.accuracy:.4f} on {self.examples} clips (macro F1 {self.macro_f1:.4f})")
+        if not self.held_out:
+            lines.append("note: the model was trained on these clips: this figure is not a held-out one")
         return "\n".join(lines)
 
 
@@ -196,6 +203,7 @@ def evaluate(
         ]
         source = f"{Path(data_dir)} ({split})"
         split_name: str | None = split
+        held_out = not (split == "training" or (split == "validation" and config.train_on_validation))
     else:
         root = Path(folder).expanduser()
         if not root.is_dir():
@@ -230,6 +238,7 @@ def evaluate(
         names = [str(paths[i]) for i in keep]
         source = str(root)
         split_name = None
+        held_out = True  # a folder of the user's: nothing says it was trained on
     if len(truth) == 0:
         raise DataError(f"{source}: no examples to evaluate")
     probs = np.concatenate(
@@ -255,6 +264,7 @@ def evaluate(
         confusion=np.asarray(report["confusion"]),
         macro_f1=report["macro_f1"],
         mistakes=mistakes,
+        held_out=held_out,
     )
     if out_dir is not None:
         out = Path(out_dir)

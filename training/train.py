@@ -622,6 +622,8 @@ def train(
                         summary=summary)  # fmt: skip
         if show:
             line = f"best epoch {best_epoch}: validation accuracy {val_report['accuracy']:.4f}"
+            if config.data.train_on_validation:
+                line += " (trained on: not held out)"
             if test_report:
                 line += f", testing accuracy {test_report['accuracy']:.4f}"
             print(f"{line} -> {best_path}", file=sys.stderr)
@@ -670,6 +672,8 @@ def _summary(
         "best_epoch": best_epoch,
         "parameters": count_parameters(model),
         "val_accuracy": val["accuracy"],
+        # False for a refit on training + validation: the validation figures are then not held out
+        "validation_held_out": not config.data.train_on_validation,
         "validation": {k: val[k] for k in ("accuracy", "examples", "macro_f1", "per_class", "confusion")},
         "training_examples": len(train_set),
         "validation_examples": len(val_set),
