@@ -54,6 +54,19 @@ def test_evaluate_a_speech_commands_split(synthetic_model: Path, tree: Path, tmp
     assert again.accuracy == report.accuracy and again.json_path is None  # deterministic, nothing written
 
 
+def test_gain_scales_every_clip_before_the_features(synthetic_model: Path, tree: Path, tmp_path: Path) -> None:
+    plain = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False)
+    # a gain too small to change a prediction takes the scaled path and gives the same report
+    same = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, gain_db=-1e-4)
+    assert np.array_equal(same.confusion, plain.confusion) and same.gain_db == -1e-4
+    # 400 dB down every clip is below the log floor: one and the same prediction for all of them
+    mute = evaluate(synthetic_model, data_dir=tree, split="testing", out_dir=tmp_path, progress=False, gain_db=-400)
+    assert np.count_nonzero(mute.confusion.sum(axis=0)) == 1
+    assert "at -400 dB" in mute.table() and json.loads(mute.json_path.read_text())["gain_db"] == -400
+    with pytest.raises(ValueError, match="finite"):
+        evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, gain_db=float("nan"))
+
+
 def test_evaluate_a_folder_by_label(synthetic_model: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     root = tmp_path / "folder"

@@ -4,12 +4,14 @@ Usage::
 
     python -m training.evaluate MODEL --data DIR [--split testing|validation|training] [--out DIR]
     python -m training.evaluate MODEL --folder DIR [--out DIR]
+    python -m training.evaluate MODEL --data DIR --gain-db -30   # every clip 30 dB quieter
 
 On a Speech Commands tree the split is built exactly as training builds its evaluation splits
 (the task, ``_unknown_`` share, ``_silence_`` levels and held-out words recorded in the model's
 recipe; no augmentation). A ``--folder`` holds ``<label>/*.wav|flac``: a folder named after one
 of the model's labels is that class, ``_silence_`` is silence, any other folder is ``_unknown_``
-(skipped when the model has no ``_unknown_`` class).
+(skipped when the model has no ``_unknown_`` class). ``--gain-db`` scales every clip (silence crops
+included) before the features: a quiet talker or a low microphone gain.
 
 Writes ``report.json`` (accuracy, per-class precision/recall/F1, confusion matrix, the worst
 mistakes) and ``confusion.png`` into the output folder and prints a table.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -60,6 +63,8 @@ class EvalReport:
     held_out : bool
         False when the model was trained on these clips: the training split, or the validation
         split of a refit (``data.train_on_validation``).
+    gain_db : float
+        The gain applied to every clip before the features (0: as recorded).
     json_path, png_path : pathlib.Path or None
         Where the report and the confusion-matrix plot were written.
     """
@@ -75,6 +80,7 @@ class EvalReport:
     macro_f1: float
     mistakes: list[dict[str, Any]]
     held_out: bool = True
+    gain_db: float = 0.0
     json_path: Path | None = None
     png_path: Path | None = None
 
@@ -92,6 +98,7 @@ class EvalReport:
             "confusion": self.confusion.tolist(),
             "mistakes": self.mistakes,
             "held_out": self.held_out,
+            "gain_db": self.gain_db,
         }
 
     def table(self) -> str:
@@ -100,7 +107,8 @@ class EvalReport:
         for label in self.labels:
             m = self.per_class[label]
             lines.append(f"{label:<12} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f} {m['support']:>8d}")
-        lines.append(f"accuracy {self.accuracy:.4f} on {self.examples} clips (macro F1 {self.macro_f1:.4f})")
+        at = f" at {self.gain_db:+g} dB" if self.gain_db else ""
+        lines.append(f"accuracy {self.accuracy:.4f} on {self.examples} clips{at} (macro F1 {self.macro_f1:.4f})")
         if not self.held_out:
             lines.append("note: the model was trained on these clips: this figure is not a held-out one")
         return "\n".join(lines)
@@ -142,6 +150,7 @@ def evaluate(
     progress: bool = True,
     json_name: str = "report.json",
     png_name: str = "confusion.png",
+    gain_db: float = 0.0,
 ) -> EvalReport:
     """Accuracy, per-class metrics and a confusion matrix of a model on labelled clips.
 
@@ -165,6 +174,8 @@ def evaluate(
         Show decoding progress on stderr.
     json_name, png_name : str
         File names of the report and the plot inside ``out_dir``.
+    gain_db : float
+        Scale every clip by this many decibels before the features (e.g. -30: a quiet talker).
 
     Returns
     -------
@@ -186,6 +197,9 @@ def evaluate(
 
     if (data_dir is None) == (folder is None):
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
+    if not math.isfinite(gain_db):
+        raise ValueError(f"gain_db must be a finite number of decibels, not {gain_db}")
+    scale = 10.0 ** (gain_db / 20.0)
     classifier = Classifier.from_file(model_path, device=device)
     labels = tuple(classifier.labels)
     features = classifier.feature_config
@@ -194,9 +208,19 @@ def evaluate(
         config = _data_config_for(classifier.checkpoint, str(data_dir))
         data = SpeechCommandsData(config, features, seed=seed, progress=progress)
         dataset = data.split(split, training=False)
-        frames, truth_t = dataset.all_features(batch_size=batch_size)
-        truth = truth_t.numpy()
         items = dataset.items(0)
+        if gain_db == 0.0:
+            frames, truth_t = dataset.all_features(batch_size=batch_size)
+        else:
+            with torch.inference_mode():
+                frames = torch.cat(
+                    [
+                        dataset.log_mel(dataset.waveforms(items.take(slice(s, s + batch_size))) * scale)
+                        for s in range(0, len(items), batch_size)
+                    ]
+                )
+            truth_t = torch.from_numpy(items.label)
+        truth = truth_t.numpy()
         names = [
             data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
             for k, s in zip(items.kind, items.source, strict=True)
@@ -230,7 +254,7 @@ def evaluate(
         with torch.inference_mode():
             frames = torch.cat(
                 [
-                    log_mel(torch.from_numpy(audio[keep[s : s + batch_size]].astype(np.float32) / 32767.0))
+                    log_mel(torch.from_numpy(audio[keep[s : s + batch_size]].astype(np.float32) * (scale / 32767.0)))
                     for s in range(0, len(keep), batch_size)
                 ]
             )
@@ -265,6 +289,7 @@ def evaluate(
         macro_f1=report["macro_f1"],
         mistakes=mistakes,
         held_out=held_out,
+        gain_db=float(gain_db),
     )
     if out_dir is not None:
         out = Path(out_dir)
@@ -294,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--gain-db", type=float, default=0.0,
+                        help="scale every clip by this many dB first (e.g. -30: a quiet talker)")  # fmt: skip
     return parser
 
 
@@ -310,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=not args.quiet,
+            gain_db=args.gain_db,
         )
     except (SpeechRNNError, ValueError) as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
