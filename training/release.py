@@ -11,6 +11,8 @@ It measures, on data the run never trained on:
   :func:`training.evaluate.evaluate`, written to ``DOCS/NAME_eval.json`` and ``DOCS/NAME_confusion.png``;
 - out-of-vocabulary rejection and silence at every level with
   :func:`training.robustness.run_robustness`, written to ``DOCS/NAME_robustness.json``;
+- the testing split again with every clip 20 and 35 dB quieter (:data:`QUIET_GAINS_DB`: a quiet
+  talker or a low microphone gain);
 - the CPU latency of features + model for one clip on one thread (median of many runs);
 
 The release file stores its weight matrices as float16 (``--weights float32`` keeps them full
@@ -30,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from speechrnn.errors import SpeechRNNError
+
+#: Gains (dB) at which the release measures the testing split again: quiet talkers.
+QUIET_GAINS_DB: tuple[float, ...] = (-20.0, -35.0)
 
 
 def latency_ms(
@@ -73,6 +78,9 @@ def release(
     name: str = "model",
     weights_dtype: str = "float16",
     progress: bool = True,
+    oov_per_word: int | None = None,
+    silence_count: int = 600,
+    robustness_cache: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Measure ``model_path`` and write the release model file and the evaluation outputs.
 
@@ -91,6 +99,9 @@ def release(
     weights_dtype : {"float16", "float32"}
         Storage of the weight matrices in the release file (see :func:`speechrnn.checkpoint.save_checkpoint`).
     progress : bool
+    oov_per_word, silence_count, robustness_cache
+        Sizes and cache folder of the robustness sets (:func:`training.robustness.run_robustness`;
+        None: its defaults).
 
     Returns
     -------
@@ -115,10 +126,18 @@ def release(
         json_name=f"{name}_eval.json", png_name=f"{name}_confusion.png",
     )  # fmt: skip
     validation = evaluate(model_path, data_dir=data_dir, split="validation", progress=progress)
+    quiet = {
+        f"{gain:g}": evaluate(model_path, data_dir=data_dir, split="testing", progress=False, gain_db=gain).accuracy
+        for gain in QUIET_GAINS_DB
+    }
     words = [i for i, label in enumerate(test.labels) if not label.startswith("_")]
     matrix = test.confusion
     word_accuracy = float(np.trace(matrix[np.ix_(words, words)]) / max(matrix[words].sum(), 1))
-    robust = run_robustness(model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress)
+    sizes: dict[str, Any] = {"silence_count": silence_count, "cache_dir": robustness_cache}
+    if oov_per_word is not None:
+        sizes["per_word"] = oov_per_word
+    robust = run_robustness(model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress,
+                            **sizes)  # fmt: skip
     speed = latency_ms(model_path)
     speed_torch = latency_ms(model_path, backend="torch")
     summary = dict(checkpoint.summary)
@@ -126,6 +145,8 @@ def release(
         {
             "test_accuracy": test.accuracy,
             "release_val_accuracy": validation.accuracy,  # the shipped weights (val_accuracy: training's)
+            "release_val_held_out": validation.held_out,
+            "test_accuracy_by_gain_db": quiet,
             "test_command_accuracy": round(word_accuracy, 4),
             "testing": {
                 "accuracy": test.accuracy,
@@ -189,9 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(
         f"{args.out}: {summary['file_bytes'] / 1e6:.2f} MB, {summary['parameters']:,} parameters\n"
-        f"validation accuracy {summary['release_val_accuracy']:.4f} (training run: {summary['val_accuracy']:.4f}), "
+        f"validation accuracy {summary['release_val_accuracy']:.4f} (training run: {summary['val_accuracy']:.4f})"
+        f"{'' if summary['release_val_held_out'] else ' - trained on, not held out'}, "
         f"test accuracy {summary['test_accuracy']:.4f} "
         f"(commands only {summary['test_command_accuracy']:.4f})\n"
+        "test accuracy with every clip quieter: "
+        + ", ".join(f"{gain} dB {acc:.4f}" for gain, acc in summary["test_accuracy_by_gain_db"].items())
+        + "\n"
         f"OOV -> _unknown_ {summary['oov']['unknown_share']:.4f} of {summary['oov']['clips']}, "
         f"silence -> _silence_ {summary['silence']['silence_share']:.4f} of {summary['silence']['clips']}, "
         f"synthetic-voice commands {summary['synthetic_command_accuracy']:.4f}\n"
