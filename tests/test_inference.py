@@ -74,3 +74,32 @@ def test_prediction_dict_and_top_k() -> None:
     assert prediction.top_k(2) == [("b", pytest.approx(0.6)), ("c", pytest.approx(0.3))]
     assert prediction.as_dict(top_k=1) == {"label": "b", "score": pytest.approx(0.6),
                                            "top_k": [{"label": "b", "score": pytest.approx(0.6)}]}
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "speech_commands"
+COMMAND_FIXTURES = sorted(
+    p for word in ("yes", "no", "up", "down", "left", "right", "go", "stop") for p in (FIXTURES / word).glob("*.flac")
+)
+
+
+@pytest.mark.skipif(not COMMAND_FIXTURES, reason="no command clips in tests/fixtures")
+@pytest.mark.usefixtures("one_torch_thread")
+def test_default_model_hears_a_quiet_voice_and_quiet_noise_is_silence() -> None:
+    from speechrnn import default_model_path
+    from speechrnn.audio import load_audio
+
+    classifier = Classifier.from_file(default_model_path(), device="cpu")
+    clips = [load_audio(p, sample_rate=classifier.feature_config.sample_rate) for p in COMMAND_FIXTURES]
+    truth = [p.parent.name for p in COMMAND_FIXTURES]
+    # a quiet talker or a low microphone gain: every command clip 35 dB down (peaks near -40 dBFS)
+    quiet = [clip * 10 ** (-35 / 20) for clip in clips]
+    predicted = [p.label for p in classifier.classify(quiet)]
+    assert predicted == truth, f"quiet commands: {predicted} instead of {truth}"
+    # and quiet rooms are still silence: white and brown noise at -90 to -60 dBFS RMS, and digital zeros
+    rng = np.random.default_rng(5)
+    n = classifier.feature_config.clip_samples
+    white = rng.standard_normal(n)
+    brown = np.cumsum(rng.standard_normal(n))
+    brown = (brown - brown.mean()) / brown.std()
+    noise = [np.zeros(n)] + [kind * 10 ** (db / 20) for kind in (white, brown) for db in (-90, -75, -60)]
+    assert [p.label for p in classifier.classify([x.astype(np.float32) for x in noise])] == ["_silence_"] * 7
