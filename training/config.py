@@ -162,6 +162,11 @@ class DataConfig:
         return tuple(self.words) if self.task == "custom" else TASK_WORDS[self.task]
 
     @property
+    def training_splits(self) -> tuple[str, ...]:
+        """The splits whose clips the training split draws from (with ``train_on_validation``, two)."""
+        return ("training", "validation") if self.train_on_validation else ("training",)
+
+    @property
     def has_fillers(self) -> bool:
         """Whether ``_silence_`` and ``_unknown_`` are classes."""
         return TASK_FILLERS[self.task] if self.fillers is None else bool(self.fillers)

@@ -503,8 +503,7 @@ class ClipDataset:
         self.labels = data.labels
         self.features = data.features
         cfg = data.config
-        splits = [split, "validation"] if split == "training" and cfg.train_on_validation else [split]
-        in_split = np.isin(data.clip_split, splits) & data.ok
+        in_split = np.isin(data.clip_split, cfg.training_splits if split == "training" else [split]) & data.ok
         self.word_rows = np.flatnonzero(in_split & data.clip_is_word)
         self.unknown_rows = np.flatnonzero(in_split & ~data.clip_is_word)
         extra = np.flatnonzero((data.clip_split == "extra") & data.ok)
@@ -745,8 +744,11 @@ class ClipDataset:
             mask |= ((mels >= s) & (mels < s + w))[:, None, :]
         return torch.where(mask, self.fill.to(frames.dtype), frames)
 
-    def features_for(self, items: EpochItems, *, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """Log-mel frames of ``items``: waveforms, augmentation (training only), LogMel, SpecAugment.
+    def features_for(
+        self, items: EpochItems, *, rng: np.random.Generator | None = None, gain_db: float = 0.0
+    ) -> torch.Tensor:
+        """Log-mel frames of ``items``: waveforms (scaled by ``gain_db``), augmentation (training
+        only), LogMel, SpecAugment.
 
         Returns
         -------
@@ -755,6 +757,8 @@ class ClipDataset:
         rng = self.rng if rng is None else rng
         with torch.no_grad():
             audio = self.waveforms(items, rng=rng)
+            if gain_db:
+                audio = audio * 10.0 ** (gain_db / 20.0)
             audio = self.augment_waveforms(audio, items, rng)
             frames = self.log_mel(audio)
             return self.spec_augment(frames, rng)
@@ -806,18 +810,27 @@ class ClipDataset:
         per_rank = -(-len(self) // world)
         return -(-per_rank // batch_size)
 
-    def all_features(self, *, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every example's frames and labels at once (evaluation splits; computed once, then cached).
+    def all_features(self, *, batch_size: int = 512, gain_db: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every example's frames and labels at once (evaluation splits; computed once per gain, then cached).
+
+        Parameters
+        ----------
+        batch_size : int
+        gain_db : float
+            Scale every clip by this many decibels first (e.g. -35: a quiet talker).
 
         Returns
         -------
         frames : torch.Tensor, shape (n, n_frames, n_mels)
         labels : torch.Tensor, shape (n,)
         """
-        key = (0,)
+        key = (0, float(gain_db))
         if self.training or key not in self._cache:
             items = self.items(0)
-            parts = [self.features_for(items.take(slice(s, s + batch_size))) for s in range(0, len(items), batch_size)]
+            parts = [
+                self.features_for(items.take(slice(s, s + batch_size)), gain_db=gain_db)
+                for s in range(0, len(items), batch_size)
+            ]
             frames = torch.cat(parts) if parts else torch.empty(0, self.features.n_frames, self.features.n_mels)
             if self.training:
                 return frames, torch.from_numpy(items.label)

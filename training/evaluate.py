@@ -199,7 +199,6 @@ def evaluate(
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
     if not math.isfinite(gain_db):
         raise ValueError(f"gain_db must be a finite number of decibels, not {gain_db}")
-    scale = 10.0 ** (gain_db / 20.0)
     classifier = Classifier.from_file(model_path, device=device)
     labels = tuple(classifier.labels)
     features = classifier.feature_config
@@ -209,17 +208,7 @@ def evaluate(
         data = SpeechCommandsData(config, features, seed=seed, progress=progress)
         dataset = data.split(split, training=False)
         items = dataset.items(0)
-        if gain_db == 0.0:
-            frames, truth_t = dataset.all_features(batch_size=batch_size)
-        else:
-            with torch.inference_mode():
-                frames = torch.cat(
-                    [
-                        dataset.log_mel(dataset.waveforms(items.take(slice(s, s + batch_size))) * scale)
-                        for s in range(0, len(items), batch_size)
-                    ]
-                )
-            truth_t = torch.from_numpy(items.label)
+        frames, truth_t = dataset.all_features(batch_size=batch_size, gain_db=gain_db)
         truth = truth_t.numpy()
         names = [
             data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
@@ -227,7 +216,7 @@ def evaluate(
         ]
         source = f"{Path(data_dir)} ({split})"
         split_name: str | None = split
-        held_out = not (split == "training" or (split == "validation" and config.train_on_validation))
+        held_out = split not in config.training_splits
     else:
         root = Path(folder).expanduser()
         if not root.is_dir():
@@ -251,10 +240,11 @@ def evaluate(
                                  progress=progress)  # fmt: skip
         keep = np.flatnonzero(ok)
         log_mel = LogMel(features)
+        divisor = 32767.0 / 10.0 ** (gain_db / 20.0)  # int16 samples to floats, with the gain
         with torch.inference_mode():
             frames = torch.cat(
                 [
-                    log_mel(torch.from_numpy(audio[keep[s : s + batch_size]].astype(np.float32) * (scale / 32767.0)))
+                    log_mel(torch.from_numpy(audio[keep[s : s + batch_size]].astype(np.float32) / divisor))
                     for s in range(0, len(keep), batch_size)
                 ]
             )

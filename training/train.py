@@ -673,7 +673,7 @@ def _summary(
         "parameters": count_parameters(model),
         "val_accuracy": val["accuracy"],
         # False for a refit on training + validation: the validation figures are then not held out
-        "validation_held_out": not config.data.train_on_validation,
+        "validation_held_out": "validation" not in config.data.training_splits,
         "validation": {k: val[k] for k in ("accuracy", "examples", "macro_f1", "per_class", "confusion")},
         "training_examples": len(train_set),
         "validation_examples": len(val_set),
