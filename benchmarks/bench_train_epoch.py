@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: as fast as 2 on a busy 2-core machine, and each thread's "
                              "CPU time then measures its work exactly; 0: the recipe's setting)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, as in speechrnn-train (repeatable)")
     parser.add_argument("--out", help="JSON output (default benchmarks/results/train_epoch.json)")
     args = parser.parse_args(argv)
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import SpeechCommandsData, feature_statistics
     from training.train import Prefetcher
 
-    config = load_config(args.config, [f"data.data_dir={json.dumps(args.data)}"]).resolved()
+    config = load_config(args.config, [f"data.data_dir={json.dumps(args.data)}", *args.set]).resolved()
     threads = args.threads or config.threads
     if threads:
         torch.set_num_threads(threads)
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     examples = min(len(train_set), limit * batch_size)
     result = {
         "config": str(args.config),
+        "overrides": list(args.set),
         "data": args.data,
         "model_config": config.model.to_dict(),
         "parameters": count_parameters(model),
