@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import SpeechCommandsData, feature_statistics
     from training.train import Prefetcher
 
-    config = load_config(args.config, [f"data.data_dir={json.dumps(args.data)}", *args.set]).resolved()
+    try:
+        config = load_config(args.config, [f"data.data_dir={json.dumps(args.data)}", *args.set]).resolved()
+    except ValueError as exc:  # a bad config file or --set: one line, like speechrnn-train
+        print(f"bench_train_epoch: error: {exc}", file=sys.stderr)
+        return 2
     threads = args.threads or config.threads
     if threads:
         torch.set_num_threads(threads)

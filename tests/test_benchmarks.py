@@ -41,3 +41,48 @@ def test_bench_features_uses_the_model_files_feature_settings(bench_features, tm
     assert report["model"] == str(model_path)
     # the timed paths compute the same features as librosa with those settings
     assert max(report["agreement"].values()) < 1e-3
+
+
+@pytest.fixture
+def bench_train_epoch(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_train_epoch
+
+    yield bench_train_epoch
+    sys.modules.pop("bench_train_epoch", None)
+
+
+def test_bench_train_epoch_applies_config_overrides(
+    bench_train_epoch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    from synthetic import WORDS, write_speech_commands_tree
+
+    root = tmp_path / "speech_commands"
+    write_speech_commands_tree(root, per_word=20, rng=np.random.default_rng(2))
+    config = tmp_path / "recipe.toml"
+    words = ", ".join(f'"{w}"' for w in WORDS)
+    config.write_text(
+        f'threads = 1\ndevice = "cpu"\n[data]\ntask = "custom"\nwords = [{words}]\ncache_dir = "{tmp_path / "cache"}"\n'
+        "[optim]\nbatch_size = 16\n[model]\nhidden_size = 16\nnum_layers = 1\nhead_size = 16\n"
+    )
+    threads = torch.get_num_threads()
+    reports = {}
+    for name, extra in {"plain": [], "refit": ["--set", "data.train_on_validation=true"]}.items():
+        out = tmp_path / f"{name}.json"
+        code = bench_train_epoch.main(["--data", str(root), "--config", str(config), "--max-batches", "1",
+                                       "--plain-batches", "1", "--out", str(out), *extra])  # fmt: skip
+        assert code == 0
+        reports[name] = json.loads(out.read_text())
+    torch.set_num_threads(threads)
+    assert reports["refit"]["overrides"] == ["data.train_on_validation=true"] and reports["plain"]["overrides"] == []
+    # the override reaches the data set: the validation clips join the epoch
+    assert reports["refit"]["training_examples"] > reports["plain"]["training_examples"]
+    # an unknown key is a one-line error naming it, and nothing is written
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    assert bench_train_epoch.main(["--data", str(root), "--config", str(config), "--set", "data.nope=1",
+                                   "--out", str(bad)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench_train_epoch: error: ") and "data.nope" in err and "\n" not in err
+    assert not bad.exists()

@@ -167,6 +167,11 @@ class DataConfig:
         return ("training", "validation") if self.train_on_validation else ("training",)
 
     @property
+    def validation_held_out(self) -> bool:
+        """Whether the validation split is unseen in training (False for a refit on it)."""
+        return "validation" not in self.training_splits
+
+    @property
     def has_fillers(self) -> bool:
         """Whether ``_silence_`` and ``_unknown_`` are classes."""
         return TASK_FILLERS[self.task] if self.fillers is None else bool(self.fillers)

@@ -112,7 +112,7 @@ def release(
 
     from speechrnn.checkpoint import load_checkpoint, save_checkpoint
     from training.evaluate import evaluate
-    from training.robustness import run_robustness
+    from training.robustness import OOV_PER_WORD, run_robustness
 
     docs = Path(docs)
     checkpoint = load_checkpoint(model_path)
@@ -133,11 +133,11 @@ def release(
     words = [i for i, label in enumerate(test.labels) if not label.startswith("_")]
     matrix = test.confusion
     word_accuracy = float(np.trace(matrix[np.ix_(words, words)]) / max(matrix[words].sum(), 1))
-    sizes: dict[str, Any] = {"silence_count": silence_count, "cache_dir": robustness_cache}
-    if oov_per_word is not None:
-        sizes["per_word"] = oov_per_word
-    robust = run_robustness(model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress,
-                            **sizes)  # fmt: skip
+    robust = run_robustness(
+        model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress,
+        per_word=OOV_PER_WORD if oov_per_word is None else oov_per_word, silence_count=silence_count,
+        cache_dir=robustness_cache,
+    )  # fmt: skip
     speed = latency_ms(model_path)
     speed_torch = latency_ms(model_path, backend="torch")
     summary = dict(checkpoint.summary)

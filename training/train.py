@@ -540,7 +540,7 @@ def train(
             val_loss, report = evaluate_dataset(scored, val_set, device=device, batch_size=config.eval_batch_size)
             val_acc = report["accuracy"]
             # a refit on training + validation has no held-out score to select by: keep the last epoch
-            improved = val_acc > best_acc or config.data.train_on_validation
+            improved = val_acc > best_acc or not config.data.validation_held_out
             if improved:
                 best_acc, best_epoch, since_best = val_acc, epoch + 1, 0
                 summary = _summary(
@@ -622,7 +622,7 @@ def train(
                         summary=summary)  # fmt: skip
         if show:
             line = f"best epoch {best_epoch}: validation accuracy {val_report['accuracy']:.4f}"
-            if config.data.train_on_validation:
+            if not config.data.validation_held_out:
                 line += " (trained on: not held out)"
             if test_report:
                 line += f", testing accuracy {test_report['accuracy']:.4f}"
@@ -673,7 +673,7 @@ def _summary(
         "parameters": count_parameters(model),
         "val_accuracy": val["accuracy"],
         # False for a refit on training + validation: the validation figures are then not held out
-        "validation_held_out": "validation" not in config.data.training_splits,
+        "validation_held_out": config.data.validation_held_out,
         "validation": {k: val[k] for k in ("accuracy", "examples", "macro_f1", "per_class", "confusion")},
         "training_examples": len(train_set),
         "validation_examples": len(val_set),
