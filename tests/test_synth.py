@@ -252,6 +252,37 @@ def test_splices_without_labels_use_two_different_clips(rng):
         assert heads_tails == {"a", "b"}
 
 
+def test_fragments_are_a_words_head_at_the_end_or_its_tail_at_the_start(rng):
+    labels = ["a", "b", "c"]
+    clips = np.zeros((3, 16000), dtype=np.float32)
+    for i in range(3):  # each "word": 0.5 s of loud noise with no zero sample, so its span is exact
+        clips[i, 4000:12000] = rng.choice([-1.0, 1.0], 8000) * rng.uniform(0.2, 0.5, 8000)
+    out = splice_and_reverse(clips, rng, count=10, labels=labels, reverse_share=0.2, fragment_share=0.6)
+    assert out.shape == (10, 16000)
+    fragments = out[2:8]
+    for k, row in enumerate(fragments):
+        nonzero = np.flatnonzero(row)
+        start, end = nonzero[0], nonzero[-1] + 1
+        assert end - start == nonzero.size  # one piece
+        assert 0.15 * 8000 - 1 <= end - start <= 0.4 * 8000 + 1  # 15-40% of the word
+        if k % 2 == 0:  # head against the end of the window
+            assert 16000 - end <= 800
+            piece, source = row[start:end], [c[4000 : 4000 + end - start] for c in clips]
+        else:  # tail against the start
+            assert start <= 800
+            piece, source = row[start:end], [c[12000 - (end - start) : 12000] for c in clips]
+        assert any(np.array_equal(piece, s) for s in source)
+    for row in out[8:]:  # the rest are still splices, away from neither edge in particular
+        start, end = speech_region(row)
+        assert end - start > 0.5 * 8000
+    assert np.array_equal(  # no fragments asked for: the same draws as before the option existed
+        splice_and_reverse(clips, np.random.default_rng(1), count=6, labels=labels),
+        splice_and_reverse(clips, np.random.default_rng(1), count=6, labels=labels, fragment_share=0.0),
+    )
+    with pytest.raises(ValueError, match="fragment_share"):
+        splice_and_reverse(clips, rng, count=4, labels=labels, reverse_share=0.6, fragment_share=0.6)
+
+
 def test_splice_and_reverse_refuses_what_it_cannot_do(rng):
     clips = _tone_clips(rng, ["a", "b"])
     with pytest.raises(ValueError, match="non-empty"):

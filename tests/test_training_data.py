@@ -307,6 +307,24 @@ def test_made_negatives_and_extra_unknown(tree: tuple[Path, dict[str, list[str]]
     assert data.split("validation").n_made == 0 and len(data.split("validation").extra_rows) == 0
 
 
+def test_made_fragments_sit_at_the_clip_edges(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
+    root, _ = tree
+    config = _config(root, tmp_path, made_unknown_share=0.5, made_reverse_share=0.0, made_fragment_share=1.0)
+    data = SpeechCommandsData(config, FEATURES, progress=False)
+    train = data.split("training", augment=AugmentConfig(enabled=False))
+    items = train.items(0)
+    made = items.take(np.flatnonzero(items.kind == KIND_MADE))
+    assert len(made) == train.n_made > 0 and (made.label == train.unknown_label).all()
+    audio = train.waveforms(made).numpy()
+    n = audio.shape[1]
+    for row in audio:  # a piece of a word against the end or the start of the clip, nothing in the middle
+        nonzero = np.flatnonzero(row)
+        assert nonzero.size and (nonzero[-1] >= n - 1 - n // 20 or nonzero[0] <= n // 20)
+        assert nonzero[-1] - nonzero[0] < 0.5 * n
+    with pytest.raises(ValueError, match=r"made_reverse_share \+ data\.made_fragment_share"):
+        DataConfig(made_reverse_share=0.6, made_fragment_share=0.5)
+
+
 def test_batches_shard_over_processes(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
     root, _ = tree
     data = SpeechCommandsData(_config(root, tmp_path), FEATURES, progress=False)

@@ -84,9 +84,13 @@ class DataConfig:
         Share of the ``_unknown_`` examples drawn from the extra folders each epoch (when present).
     made_unknown_share : float
         Share of the training ``_unknown_`` examples made from command clips each epoch:
-        time-reversed clips and cross-word splices (:func:`training.synth.splice_and_reverse`).
+        time-reversed clips, edge fragments and cross-word splices (:func:`training.synth.splice_and_reverse`).
     made_reverse_share : float
-        Of those, the share that are reversals (the rest are splices).
+        Of those, the share that are reversals.
+    made_fragment_share : float
+        Of those, the share that are word fragments at the clip's edges (the first or last
+        15-40% of a command against the end or the start of the clip, as a live stream's
+        window sees a word coming in or going out); the rest are splices.
     synth_per_word : int
         When positive, render this many espeak-ng clips of each training negative word
         (:data:`training.synth.NEGATIVE_WORDS` minus the task's words, with :data:`training.synth.TRAIN_VOICES`)
@@ -122,6 +126,7 @@ class DataConfig:
     extra_unknown_share: float = 0.3
     made_unknown_share: float = 0.0
     made_reverse_share: float = 0.5
+    made_fragment_share: float = 0.0
     synth_per_word: int = 0
     synth_commands_per_word: int = 0
     synth_seed: int = 0
@@ -146,11 +151,14 @@ class DataConfig:
             "extra_unknown_share",
             "made_unknown_share",
             "made_reverse_share",
+            "made_fragment_share",
             "silence_zero_prob",
             "synthetic_noise_share",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"data.{name} must be in [0, 1]")
+        if self.made_reverse_share + self.made_fragment_share > 1:
+            raise ValueError("data.made_reverse_share + data.made_fragment_share must be at most 1")
         if self.extra_unknown_share + self.made_unknown_share > 1:
             raise ValueError("data.extra_unknown_share + data.made_unknown_share must be at most 1")
         if min(self.synth_per_word, self.synth_commands_per_word, self.max_per_word) < 0:

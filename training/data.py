@@ -583,7 +583,7 @@ class ClipDataset:
         return self._draw(np.random.default_rng([self.data.seed, SPLITS.index(self.split), 2, epoch]))
 
     def prepare_epoch(self, epoch: int) -> None:
-        """Make this epoch's negatives from command clips (reversals and splices), if configured.
+        """Make this epoch's negatives from command clips (reversals, fragments, splices), if configured.
 
         Deterministic in (seed, epoch); called by :meth:`batches` and, lazily, by :meth:`waveforms`.
         """
@@ -597,12 +597,24 @@ class ClipDataset:
         rows = np.sort(rng.choice(self.word_rows, size=n_source, replace=False))
         clips = self.data.audio[rows].astype(np.float32) / 32767.0
         words = [self.labels[i] for i in self.data.clip_label[rows]]
+        cfg = self.data.config
         try:
             made = splice_and_reverse(
-                clips, rng, count=self.n_made, labels=words, reverse_share=self.data.config.made_reverse_share
+                clips,
+                rng,
+                count=self.n_made,
+                labels=words,
+                reverse_share=cfg.made_reverse_share,
+                fragment_share=cfg.made_fragment_share,
             )
-        except ValueError:  # e.g. a single command word: reversals only
-            made = splice_and_reverse(clips, rng, count=self.n_made, reverse_share=1.0)
+        except ValueError:  # e.g. a single command word: no splices
+            made = splice_and_reverse(
+                clips,
+                rng,
+                count=self.n_made,
+                reverse_share=1.0 - cfg.made_fragment_share,
+                fragment_share=cfg.made_fragment_share,
+            )
         self._made_bank = torch.from_numpy(np.ascontiguousarray(made, dtype=np.float32))
         self._made_epoch = epoch
 

@@ -11,8 +11,9 @@ the language, offline:
   (``<word>/<voice>-<speed>-<pitch>_nohash_<n>.wav``) so the training pipeline can read it as
   an extra ``_unknown_`` folder.
 - :func:`splice_and_reverse` makes "almost words" from real command clips: time-reversed clips,
-  and splices of the first part of one word with the second part of another, so a model learns
-  that half a "yes" is not "yes".
+  splices of the first part of one word with the second part of another, so a model learns
+  that half a "yes" is not "yes", and word fragments at a clip's edges, the way a sliding
+  window of a live stream sees a word coming in or going out.
 
 Word and voice lists are constants. :data:`NEGATIVE_WORDS` and :data:`TRAIN_VOICES` are for
 training; :data:`OOV_EVAL_WORDS`, :data:`EVAL_VOICES` and :data:`HELD_OUT_REAL_WORDS` are for
@@ -656,16 +657,21 @@ def splice_and_reverse(
     count: int,
     labels: Sequence[str] | np.ndarray | None = None,
     reverse_share: float = 0.5,
+    fragment_share: float = 0.0,
     crossfade: int = 160,
 ) -> np.ndarray:
-    """Negatives made from real command clips: time reversals and cross-word splices.
+    """Negatives made from real command clips: time reversals, edge fragments and splices.
 
-    The first ``round(count * reverse_share)`` rows are whole clips played backwards. The
-    others are splices: the first 30-60% of one clip's speech region followed, through a
-    ``crossfade``-sample linear cross-fade, by the last 30-60% of another's, level-matched
-    and placed at a random offset (zero elsewhere). With ``labels`` the two parts always come
-    from different words, and never from "no"+"go" or "up"+"stop" (same-sounding endings);
-    without labels they come from different clips only, so pass labels when you have them.
+    The first ``round(count * reverse_share)`` rows are whole clips played backwards. The next
+    ``round(count * fragment_share)`` are fragments: the first 15-40% of a clip's speech region
+    placed against the end of the clip (within 50 ms), or its last 15-40% placed against the
+    start, half of each; that is what the one-second window of a live stream holds as a word
+    comes in or goes out, and it is not yet (or no longer) the word. The others are splices:
+    the first 30-60% of one clip's speech region followed, through a ``crossfade``-sample
+    linear cross-fade, by the last 30-60% of another's, level-matched and placed at a random
+    offset (zero elsewhere). With ``labels`` the two parts always come from different words,
+    and never from "no"+"go" or "up"+"stop" (same-sounding endings); without labels they come
+    from different clips only, so pass labels when you have them.
 
     Parameters
     ----------
@@ -678,6 +684,8 @@ def splice_and_reverse(
         Word of each clip.
     reverse_share : float
         Share of reversals, in [0, 1].
+    fragment_share : float
+        Share of edge fragments, in [0, 1]; ``reverse_share + fragment_share <= 1``.
     crossfade : int
         Cross-fade length in samples (160 = 10 ms at 16 kHz).
 
@@ -699,17 +707,22 @@ def splice_and_reverse(
         raise ValueError(f"count must be non-negative, got {count}")
     if not 0.0 <= reverse_share <= 1.0:
         raise ValueError(f"reverse_share must be in [0, 1], got {reverse_share}")
+    if not 0.0 <= fragment_share <= 1.0 - reverse_share + 1e-9:
+        raise ValueError(f"fragment_share must be in [0, 1 - reverse_share], got {fragment_share}")
     n, length = clips.shape
     n_reverse = round(count * reverse_share)
-    n_splice = count - n_reverse
+    n_fragment = min(count - n_reverse, round(count * fragment_share))
+    n_splice = count - n_reverse - n_fragment
     out = np.zeros((count, length), dtype=np.float32)
     if n_reverse:
         out[:n_reverse] = clips[rng.integers(0, n, size=n_reverse), ::-1]
+    if n_fragment:
+        out[n_reverse : n_reverse + n_fragment] = _edge_fragments(clips, rng, n_fragment)
     if n_splice == 0:
         return out
     pairs = _splice_pairs(labels, n)
     regions = [speech_region(c) for c in clips]
-    for row in range(n_reverse, count):
+    for row in range(n_reverse + n_fragment, count):
         a, b = _pick_pair(rng, n, pairs)
         sa, ea = regions[a]
         sb, eb = regions[b]
@@ -734,6 +747,22 @@ def splice_and_reverse(
             joined = joined * np.float32(limit / peak)
         offset = int(rng.integers(0, length - joined.shape[0] + 1))
         out[row, offset : offset + joined.shape[0]] = joined
+    return out
+
+
+def _edge_fragments(clips: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Heads of words against a clip's end and tails against its start (see :func:`splice_and_reverse`)."""
+    n, length = clips.shape
+    out = np.zeros((count, length), dtype=np.float32)
+    margin = min(800, length // 20)  # up to 50 ms from the edge at 16 kHz
+    for row, source in enumerate(rng.integers(0, n, size=count)):
+        start, end = speech_region(clips[source])
+        size = max(1, round((end - start) * rng.uniform(0.15, 0.4)))
+        gap = int(rng.integers(0, margin + 1))
+        if row % 2 == 0:  # the word coming in: its head at the end of the window
+            out[row, length - gap - size : length - gap] = clips[source, start : start + size]
+        else:  # the word going out: its tail at the start of the window
+            out[row, gap : gap + size] = clips[source, end - size : end]
     return out
 
 
