@@ -598,23 +598,13 @@ class ClipDataset:
         clips = self.data.audio[rows].astype(np.float32) / 32767.0
         words = [self.labels[i] for i in self.data.clip_label[rows]]
         cfg = self.data.config
+        fragments = cfg.made_fragment_share
         try:
-            made = splice_and_reverse(
-                clips,
-                rng,
-                count=self.n_made,
-                labels=words,
-                reverse_share=cfg.made_reverse_share,
-                fragment_share=cfg.made_fragment_share,
-            )
-        except ValueError:  # e.g. a single command word: no splices
-            made = splice_and_reverse(
-                clips,
-                rng,
-                count=self.n_made,
-                reverse_share=1.0 - cfg.made_fragment_share,
-                fragment_share=cfg.made_fragment_share,
-            )
+            made = splice_and_reverse(clips, rng, count=self.n_made, labels=words,
+                                      reverse_share=cfg.made_reverse_share, fragment_share=fragments)  # fmt: skip
+        except ValueError:  # e.g. a single command word: no splices, the rest reversals
+            made = splice_and_reverse(clips, rng, count=self.n_made, reverse_share=1.0 - fragments,
+                                      fragment_share=fragments)  # fmt: skip
         self._made_bank = torch.from_numpy(np.ascontiguousarray(made, dtype=np.float32))
         self._made_epoch = epoch
 

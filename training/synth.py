@@ -716,12 +716,14 @@ def splice_and_reverse(
     out = np.zeros((count, length), dtype=np.float32)
     if n_reverse:
         out[:n_reverse] = clips[rng.integers(0, n, size=n_reverse), ::-1]
+    if n_fragment + n_splice == 0:
+        return out
+    regions = [speech_region(c) for c in clips]  # fragments and splices both cut at these
     if n_fragment:
-        out[n_reverse : n_reverse + n_fragment] = _edge_fragments(clips, rng, n_fragment)
+        out[n_reverse : n_reverse + n_fragment] = _edge_fragments(clips, regions, rng, n_fragment)
     if n_splice == 0:
         return out
     pairs = _splice_pairs(labels, n)
-    regions = [speech_region(c) for c in clips]
     for row in range(n_reverse + n_fragment, count):
         a, b = _pick_pair(rng, n, pairs)
         sa, ea = regions[a]
@@ -750,13 +752,18 @@ def splice_and_reverse(
     return out
 
 
-def _edge_fragments(clips: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
-    """Heads of words against a clip's end and tails against its start (see :func:`splice_and_reverse`)."""
+def _edge_fragments(
+    clips: np.ndarray, regions: Sequence[tuple[int, int]], rng: np.random.Generator, count: int
+) -> np.ndarray:
+    """Heads of words against a clip's end and tails against its start (see :func:`splice_and_reverse`).
+
+    ``regions`` holds each clip's :func:`speech_region`.
+    """
     n, length = clips.shape
     out = np.zeros((count, length), dtype=np.float32)
     margin = min(800, length // 20)  # up to 50 ms from the edge at 16 kHz
     for row, source in enumerate(rng.integers(0, n, size=count)):
-        start, end = speech_region(clips[source])
+        start, end = regions[source]
         size = max(1, round((end - start) * rng.uniform(0.15, 0.4)))
         gap = int(rng.integers(0, margin + 1))
         if row % 2 == 0:  # the word coming in: its head at the end of the window
