@@ -325,6 +325,33 @@ def test_made_fragments_sit_at_the_clip_edges(tree: tuple[Path, dict[str, list[s
         DataConfig(made_reverse_share=0.6, made_fragment_share=0.5)
 
 
+def test_made_negatives_of_a_single_word_task(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
+    """One command word cannot be spliced: the splices' share becomes reversals, fragments stay fragments."""
+    root, _ = tree
+    config = _config(root, tmp_path, words=WORDS[:1], made_unknown_share=0.5, made_reverse_share=0.0,
+                     made_fragment_share=0.5)  # fmt: skip
+    data = SpeechCommandsData(config, FEATURES, progress=False)
+    train = data.split("training", augment=AugmentConfig(enabled=False))
+    items = train.items(0)
+    made = items.take(np.flatnonzero(items.kind == KIND_MADE))
+    assert len(made) == train.n_made > 0 and (made.label == train.unknown_label).all()
+    audio = train.waveforms(made).numpy()
+    sources = data.audio[train.word_rows].astype(np.float32) / 32767.0
+    n_reversed = round(train.n_made * 0.5)
+    n = audio.shape[1]
+    kinds = set()
+    for row, index in zip(audio, made.source, strict=True):
+        if index < n_reversed:  # a whole command clip played backwards
+            assert np.abs(sources - row[::-1]).max(axis=1).min() < 1e-6
+            kinds.add("reversed")
+        else:  # a piece of the word against one edge of the clip
+            nonzero = np.flatnonzero(row)
+            assert nonzero.size and (nonzero[-1] >= n - 1 - n // 20 or nonzero[0] <= n // 20)
+            assert nonzero[-1] - nonzero[0] < 0.5 * n
+            kinds.add("fragment")
+    assert kinds == {"reversed", "fragment"}
+
+
 def test_batches_shard_over_processes(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
     root, _ = tree
     data = SpeechCommandsData(_config(root, tmp_path), FEATURES, progress=False)
