@@ -15,6 +15,8 @@ each detection is matched against the truth:
 Percentages are of the number of command words. Latency is measured from the end of the spoken
 word (found in the clean clip with :func:`speechrnn.trim.find_speech`) to the detection time.
 A noise-only section at the end of the stream gives the false detections per 10 minutes of noise.
+For every command not matched the report also says why (:func:`miss_causes`): its clip alone is
+already classified wrong, or only with the stream's background under it, or neither (the decisions).
 
 Run on a Speech Commands folder (the split's list file picks speakers never trained on)::
 
@@ -33,7 +35,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -537,6 +539,77 @@ def diagnostics(
     return {"by_word": dict(sorted(by_word.items())), "by_snr": by_snr, "oov_detected_as": oov}
 
 
+def miss_causes(
+    score: StreamingScore,
+    truth: Sequence[tuple[str, float, float]],
+    clips: Sequence[tuple[np.ndarray, str]],
+    audio: np.ndarray,
+    predict: Callable[[np.ndarray], Sequence[str]],
+    *,
+    sample_rate: int,
+) -> dict[str, Any]:
+    """Why each command that was not matched was lost: the clip, the noise, or the decisions.
+
+    Every missed or wrong command is classified twice, as one-second clips: the clip as
+    recorded, and the stream's second where that clip was placed (the clip plus the background
+    under it). The cause is
+
+    - ``"clip"``: the clip alone is already classified wrong (the model's own error);
+    - ``"noise"``: the clip alone is right, with the stream's background under it it is not;
+    - ``"decisions"``: right both ways, yet no matching detection came (the score of the
+      sliding windows around it stayed under the threshold or the averaging diluted it).
+
+    Parameters
+    ----------
+    score : StreamingScore
+        From :func:`score_detections` on ``truth``.
+    truth : sequence of (label, start, end)
+        From :func:`build_stream`, in the order of ``clips``.
+    clips : sequence of (np.ndarray, str)
+        The clips given to :func:`build_stream`, each shape (m,) with m <= one clip.
+    audio : np.ndarray, shape (n,)
+        The stream.
+    predict : callable
+        Maps an array of clips, shape (k, clip_samples), to their k predicted labels.
+    sample_rate : int
+
+    Returns
+    -------
+    dict
+        ``counts``: cause -> number of commands; ``by_outcome``: ``"missed"``/``"wrong"`` ->
+        cause -> number.
+    """
+    if len(clips) != len(truth):
+        raise ValueError(f"{len(clips)} clips for {len(truth)} truth words")
+    clip_samples = max((c.shape[0] for c, _ in clips), default=0)
+    order = sorted(range(len(truth)), key=lambda i: truth[i][1])  # score.outcomes follow the time order
+    lost: list[tuple[int, str]] = []
+    for rank, index in enumerate(order):
+        label, outcome = truth[index][0], score.outcomes[rank]
+        if label not in (UNKNOWN, SILENCE) and outcome != "matched":
+            lost.append((index, outcome.split(":", 1)[0]))
+    counts = {"clip": 0, "noise": 0, "decisions": 0}
+    by_outcome: dict[str, dict[str, int]] = {}
+    if lost:
+        alone = np.zeros((len(lost), clip_samples), dtype=np.float32)
+        placed = np.zeros_like(alone)
+        for row, (index, _) in enumerate(lost):
+            clip, label = clips[index]
+            offset, _ = word_span(clip, sample_rate)  # truth start = clip start + the word's offset in it
+            begin = round(truth[index][1] * sample_rate - offset * sample_rate)
+            alone[row, : clip.shape[0]] = clip
+            segment = audio[max(0, begin) : begin + clip_samples]
+            placed[row, : segment.shape[0]] = segment
+        said_alone, said_placed = predict(alone), predict(placed)
+        for (index, outcome), a, b in zip(lost, said_alone, said_placed, strict=True):
+            label = clips[index][1]
+            cause = "clip" if a != label else "noise" if b != label else "decisions"
+            counts[cause] += 1
+            entry = by_outcome.setdefault(outcome, {"clip": 0, "noise": 0, "decisions": 0})
+            entry[cause] += 1
+    return {"counts": counts, "by_outcome": by_outcome}
+
+
 def _read_list(root: Path, name: str) -> list[str]:
     path = root / name
     if not path.is_file():
@@ -690,6 +763,10 @@ def evaluate(
         times, probabilities, classifier.labels, config=decision, window_seconds=classifier.feature_config.clip_seconds
     )
     score = score_detections(detections, truth, duration_seconds=duration, noise_only_seconds=noise_minutes * 60)
+
+    def predict_labels(batch: np.ndarray) -> list[str]:
+        return [classifier.labels[i] for i in classifier.probabilities(batch).argmax(axis=1)]
+
     report: dict[str, Any] = {
         "model": str(model) if model else "default",
         "data": str(root),
@@ -708,7 +785,10 @@ def evaluate(
         },
         "decision": asdict(decision),
         "score": score.as_dict(),
-        "diagnostics": diagnostics(score, truth, audio, sample_rate=rate),
+        "diagnostics": {
+            **diagnostics(score, truth, audio, sample_rate=rate),
+            "lost_commands": miss_causes(score, truth, clips, audio, predict_labels, sample_rate=rate),
+        },
         "processing": {
             "seconds": round(elapsed, 2),
             "real_time_factor": round(elapsed / duration, 4),
@@ -746,6 +826,7 @@ def format_report(report: dict[str, Any]) -> str:
         + ", ".join(
             f"{band} {v['matched_percent']:.0f}% of {v['n']}" for band, v in report["diagnostics"]["by_snr"].items()
         ),
+        _lost_line(report["diagnostics"]),
         "goals: matched >= 90% {}, <= 1 false / 10 min {}, median latency <= 300 ms {}".format(
             *("met" if s["goals"][k] else "NOT met" for k in ("matched_ok", "false_ok", "latency_ok"))
         ),
@@ -761,6 +842,15 @@ def format_report(report: dict[str, Any]) -> str:
                 f"median latency {_ms(t['latency_median_seconds'])}"
             )
     return "\n".join(lines)
+
+
+def _lost_line(diagnostics: dict[str, Any]) -> str:
+    lost = diagnostics.get("lost_commands", {}).get("counts", {})
+    return (
+        f"commands not matched: {sum(lost.values())}: {lost.get('clip', 0)} wrong as a clip alone, "
+        f"{lost.get('noise', 0)} right alone but not with the stream's noise, "
+        f"{lost.get('decisions', 0)} right both ways but not detected"
+    )
 
 
 def _ms(seconds: float | None) -> str:

@@ -10,7 +10,14 @@ import pytest
 from synthetic import make_class_clip_with_span, write_speech_commands_tree
 
 from speechrnn.decisions import Detection
-from speechrnn.streaming_accuracy import build_stream, evaluate, main, make_background, score_detections
+from speechrnn.streaming_accuracy import (
+    build_stream,
+    evaluate,
+    main,
+    make_background,
+    miss_causes,
+    score_detections,
+)
 
 
 def detection(label: str, time: float) -> Detection:
@@ -122,6 +129,8 @@ def test_evaluate_on_synthetic_commands(synthetic_model: Path, synthetic_tree: P
     assert score["commands"] + score["oov_words"] == report["stream"]["words"] == 20
     assert score["oov_words"] == 4  # hiss clips, labelled _unknown_
     assert score["matched_percent"] >= 80.0, score
+    lost = report["diagnostics"]["lost_commands"]
+    assert sum(lost["counts"].values()) == score["missed"] + score["wrong"]
     # the synthetic model mistakes some pink-noise stretches for "buzz": counted, never hidden
     assert score["false_positives"] == score["false_on_oov"] + score["false_duplicates"] + score["false_in_noise"]
     assert score["noise_only_false"] <= score["false_in_noise"]
@@ -161,6 +170,7 @@ def test_cli_writes_report_and_tunes(
     printed = capsys.readouterr().out
     assert status == 0
     assert "matched" in printed and "latency from word end" in printed and "best decision settings" in printed
+    assert "commands not matched:" in printed
     report = json.loads(out.read_text())
     assert report["split"] == "validation" and report["decision"]["threshold"] == 0.55
     assert len(report["tuning"]) == 15
@@ -177,3 +187,33 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], syntheti
     (tmp_path / "empty").mkdir()
     assert main(["--data", str(tmp_path / "empty"), "--model", str(synthetic_model)]) == 1
     assert "testing_list.txt" in capsys.readouterr().err
+
+
+def test_miss_causes_tell_clip_noise_and_decision_losses_apart() -> None:
+    rng = np.random.default_rng(2)
+    clips = []
+    for gain in (1.0, 1e-3, 1.0, 1.0):  # matched; too quiet to classify; drowned by noise; not detected
+        clip, _, _ = make_class_clip_with_span("rise", rng)
+        clips.append((clip * gain, "rise"))
+    clips.append((make_class_clip_with_span("_unknown_", rng)[0], "_unknown_"))  # OOV words are never "lost"
+    audio, truth = build_stream(clips, noise=rng.standard_normal(16000).astype(np.float32), rng=rng,
+                                gap_seconds=(1.0, 1.0), noise_db=(-70.0, -70.0), lead_seconds=0.5)  # fmt: skip
+    drowned = round((0.5 + 2 * 2.0) * 16000)  # third clip's place: lead, then 1 s clip + 1 s gap each
+    audio[drowned : drowned + 16000] += 0.3 * rng.standard_normal(16000).astype(np.float32)
+
+    def predict(batch: np.ndarray) -> list[str]:
+        """A stand-in model: quiet is silence, hiss (much sample-to-sample change) is unknown."""
+        power = (batch.astype(np.float64) ** 2).mean(axis=1)
+        change = (np.diff(batch.astype(np.float64), axis=1) ** 2).mean(axis=1) / np.maximum(power, 1e-20)
+        pairs = zip(power, change, strict=True)
+        return ["_silence_" if p < 1e-6 else "_unknown_" if c > 0.5 else "rise" for p, c in pairs]
+
+    assert predict(np.stack([c for c, _ in clips[:4]])) == ["rise", "_silence_", "rise", "rise"]
+    detections = [detection("rise", truth[0][2] + 0.1)]
+    score = score_detections(detections, truth, duration_seconds=audio.shape[0] / 16000)
+    assert score.outcomes[:4] == ("matched", "missed", "missed", "missed")
+    lost = miss_causes(score, truth, clips, audio, predict, sample_rate=16000)
+    assert lost["counts"] == {"clip": 1, "noise": 1, "decisions": 1}
+    assert lost["by_outcome"] == {"missed": {"clip": 1, "noise": 1, "decisions": 1}}
+    with pytest.raises(ValueError, match="truth"):
+        miss_causes(score, truth[:2], clips, audio, predict, sample_rate=16000)
