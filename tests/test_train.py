@@ -140,6 +140,29 @@ def test_refit_on_validation_keeps_the_last_epoch(tree: Path, tmp_path: Path) ->
     assert report.held_out is True and "held-out" not in report.table()
 
 
+def test_init_from_starts_where_the_given_model_left_off(tree: Path, tmp_path: Path) -> None:
+    base = train(load_config(None, _overrides(tree, tmp_path / "cache", **{"optim.epochs": 3})),
+                 out_dir=tmp_path / "base", progress=False)  # fmt: skip
+    start = load_checkpoint(base.best_path)
+    # a learning rate of ~0: the fine-tune's weights stay the given model's, so does its score
+    frozen = {"optim.epochs": 1, "optim.lr": 1e-12, "optim.ema_decay": 0.0, "init_from": f'"{base.best_path}"'}
+    tuned = train(load_config(None, _overrides(tree, tmp_path / "cache", **frozen)), out_dir=tmp_path / "tuned",
+                  progress=False)  # fmt: skip
+    weights = load_checkpoint(tuned.best_path).state_dict
+    moved = [n for n, v in start.state_dict.items() if not torch.allclose(v.float(), weights[n].float(), atol=1e-6)]
+    # only batch-norm statistics follow the data at that rate; weights and feature normalisation stay
+    assert all("running_" in n or "num_batches" in n for n in moved), moved
+    assert tuned.best_val_accuracy == pytest.approx(base.best_val_accuracy)
+    assert load_checkpoint(tuned.best_path).summary["recipe"]["init_from"] == str(base.best_path)
+    # from scratch, one epoch at that rate is nowhere near it
+    scratch = train(load_config(None, _overrides(tree, tmp_path / "cache", **{**frozen, "init_from": '""'})),
+                    out_dir=tmp_path / "scratch", progress=False)  # fmt: skip
+    assert scratch.best_val_accuracy < base.best_val_accuracy - 0.2
+    other = {**frozen, "model.hidden_size": 24}
+    with pytest.raises(TrainingError, match=r"best\.pt: init_from has other model settings than this run"):
+        train(load_config(None, _overrides(tree, tmp_path / "cache", **other)), out_dir=tmp_path / "x", progress=False)
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_restores_state_and_keeps_the_log(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"

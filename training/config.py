@@ -310,6 +310,10 @@ class TrainConfig:
     eval_batch_size : int
     prefetch : int
         Training batches prepared ahead in a background thread (0: prepare them in the loop).
+    init_from : str
+        A model file (e.g. a finished run's ``best.pt``) whose weights and feature normalisation
+        the run starts from instead of a random initialisation: fine-tuning with another recipe.
+        Its model and feature settings and labels must equal this run's. Empty: start from scratch.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -322,6 +326,7 @@ class TrainConfig:
     threads: int = 0
     eval_batch_size: int = 512
     prefetch: int = 2
+    init_from: str = ""
 
     def resolved(self) -> TrainConfig:
         """This config with ``model.n_mels`` and ``model.n_classes`` set from the features and task."""

@@ -334,6 +334,26 @@ def _check_compatible(saved: dict[str, Any], config: TrainConfig, path: Path) ->
         raise TrainingError(f"{path}: holds a run of a different task; use another --out or --no-resume")
 
 
+def _load_initial_weights(model: SpeechRNN, config: TrainConfig) -> None:
+    """Start ``model`` from ``config.init_from``'s weights (and its feature normalisation)."""
+    from speechrnn.checkpoint import load_checkpoint
+
+    path = config.init_from
+    start = load_checkpoint(path)
+    mismatch = [
+        name
+        for name, theirs, ours in (
+            ("model", start.model_config, config.model),
+            ("features", start.feature_config, config.features),
+            ("labels", start.labels, config.data.labels),
+        )
+        if theirs != ours
+    ]
+    if mismatch:
+        raise TrainingError(f"{path}: init_from has other {' and '.join(mismatch)} settings than this run")
+    model.load_state_dict({name: value.float() for name, value in start.state_dict.items()})
+
+
 def train(
     config: TrainConfig,
     *,
@@ -402,6 +422,9 @@ def train(
     model = SpeechRNN(config.model)
     mean, std = feature_statistics(train_set)
     model.set_normalization(mean, std)
+    if config.init_from:
+        _load_initial_weights(model, config)
+        mean = model.feature_mean.detach().clone()
     train_set.set_fill(mean)
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "norm" not in n]
