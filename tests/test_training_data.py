@@ -19,7 +19,9 @@ from training.data import (
     KIND_CLIP,
     KIND_MADE,
     KIND_SILENCE,
+    ClipDataset,
     DataError,
+    EpochItems,
     SpeechCommandsData,
     hash_split,
     scan_speech_commands,
@@ -307,47 +309,44 @@ def test_made_negatives_and_extra_unknown(tree: tuple[Path, dict[str, list[str]]
     assert data.split("validation").n_made == 0 and len(data.split("validation").extra_rows) == 0
 
 
-def test_made_fragments_sit_at_the_clip_edges(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
-    root, _ = tree
-    config = _config(root, tmp_path, made_unknown_share=0.5, made_reverse_share=0.0, made_fragment_share=1.0)
-    data = SpeechCommandsData(config, FEATURES, progress=False)
+def _made_rows(root: Path, tmp_path: Path, **changes: object) -> tuple[SpeechCommandsData, ClipDataset, EpochItems]:
+    """The data set, its training split (no augmentation) and the first epoch's made negatives."""
+    data = SpeechCommandsData(_config(root, tmp_path, made_unknown_share=0.5, **changes), FEATURES, progress=False)
     train = data.split("training", augment=AugmentConfig(enabled=False))
     items = train.items(0)
     made = items.take(np.flatnonzero(items.kind == KIND_MADE))
     assert len(made) == train.n_made > 0 and (made.label == train.unknown_label).all()
-    audio = train.waveforms(made).numpy()
-    n = audio.shape[1]
-    for row in audio:  # a piece of a word against the end or the start of the clip, nothing in the middle
-        nonzero = np.flatnonzero(row)
-        assert nonzero.size and (nonzero[-1] >= n - 1 - n // 20 or nonzero[0] <= n // 20)
-        assert nonzero[-1] - nonzero[0] < 0.5 * n
+    return data, train, made
+
+
+def _assert_edge_fragment(row: np.ndarray) -> None:
+    """A piece of a word against the end or the start of the clip, nothing in the middle."""
+    n, nonzero = row.shape[0], np.flatnonzero(row)
+    assert nonzero.size and (nonzero[-1] >= n - 1 - n // 20 or nonzero[0] <= n // 20)
+    assert nonzero[-1] - nonzero[0] < 0.5 * n
+
+
+def test_made_fragments_sit_at_the_clip_edges(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
+    _, train, made = _made_rows(tree[0], tmp_path, made_reverse_share=0.0, made_fragment_share=1.0)
+    for row in train.waveforms(made).numpy():
+        _assert_edge_fragment(row)
     with pytest.raises(ValueError, match=r"made_reverse_share \+ data\.made_fragment_share"):
         DataConfig(made_reverse_share=0.6, made_fragment_share=0.5)
 
 
 def test_made_negatives_of_a_single_word_task(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
     """One command word cannot be spliced: the splices' share becomes reversals, fragments stay fragments."""
-    root, _ = tree
-    config = _config(root, tmp_path, words=WORDS[:1], made_unknown_share=0.5, made_reverse_share=0.0,
-                     made_fragment_share=0.5)  # fmt: skip
-    data = SpeechCommandsData(config, FEATURES, progress=False)
-    train = data.split("training", augment=AugmentConfig(enabled=False))
-    items = train.items(0)
-    made = items.take(np.flatnonzero(items.kind == KIND_MADE))
-    assert len(made) == train.n_made > 0 and (made.label == train.unknown_label).all()
-    audio = train.waveforms(made).numpy()
+    data, train, made = _made_rows(tree[0], tmp_path, words=WORDS[:1], made_reverse_share=0.0,
+                                   made_fragment_share=0.5)  # fmt: skip
     sources = data.audio[train.word_rows].astype(np.float32) / 32767.0
     n_reversed = round(train.n_made * 0.5)
-    n = audio.shape[1]
     kinds = set()
-    for row, index in zip(audio, made.source, strict=True):
+    for row, index in zip(train.waveforms(made).numpy(), made.source, strict=True):
         if index < n_reversed:  # a whole command clip played backwards
             assert np.abs(sources - row[::-1]).max(axis=1).min() < 1e-6
             kinds.add("reversed")
-        else:  # a piece of the word against one edge of the clip
-            nonzero = np.flatnonzero(row)
-            assert nonzero.size and (nonzero[-1] >= n - 1 - n // 20 or nonzero[0] <= n // 20)
-            assert nonzero[-1] - nonzero[0] < 0.5 * n
+        else:
+            _assert_edge_fragment(row)
             kinds.add("fragment")
     assert kinds == {"reversed", "fragment"}
 
