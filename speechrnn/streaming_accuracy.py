@@ -594,7 +594,7 @@ def miss_causes(
         alone = np.zeros((len(lost), clip_samples), dtype=np.float32)
         placed = np.zeros_like(alone)
         for row, (index, _) in enumerate(lost):
-            clip, label = clips[index]
+            clip = clips[index][0]
             offset, _ = word_span(clip, sample_rate)  # truth start = clip start + the word's offset in it
             begin = round(truth[index][1] * sample_rate - offset * sample_rate)
             alone[row, : clip.shape[0]] = clip

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from speechrnn import __version__
-from speechrnn.checkpoint import atomic_torch_save, safe_torch_load, save_checkpoint
+from speechrnn.checkpoint import Checkpoint, atomic_torch_save, load_checkpoint, safe_torch_load, save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.inference import resolve_device
 from speechrnn.model import SpeechRNN, count_parameters
@@ -334,10 +334,8 @@ def _check_compatible(saved: dict[str, Any], config: TrainConfig, path: Path) ->
         raise TrainingError(f"{path}: holds a run of a different task; use another --out or --no-resume")
 
 
-def _load_initial_weights(model: SpeechRNN, config: TrainConfig) -> None:
-    """Start ``model`` from ``config.init_from``'s weights (and its feature normalisation)."""
-    from speechrnn.checkpoint import load_checkpoint
-
+def _initial_checkpoint(config: TrainConfig) -> Checkpoint:
+    """``config.init_from``'s model file, checked against the run before any data is read."""
     path = config.init_from
     start = load_checkpoint(path)
     mismatch = [
@@ -351,7 +349,7 @@ def _load_initial_weights(model: SpeechRNN, config: TrainConfig) -> None:
     ]
     if mismatch:
         raise TrainingError(f"{path}: init_from has other {' and '.join(mismatch)} settings than this run")
-    model.load_state_dict({name: value.float() for name, value in start.state_dict.items()})
+    return start
 
 
 def train(
@@ -407,6 +405,8 @@ def train(
     if dist_info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
+    start = _initial_checkpoint(config) if config.init_from else None
+
     # ---- data ----------------------------------------------------------------------------------
     data = SpeechCommandsData(config.data, config.features, seed=config.seed, progress=show)
     train_set = data.split("training", augment=config.augment)
@@ -420,12 +420,11 @@ def train(
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     model = SpeechRNN(config.model)
-    mean, std = feature_statistics(train_set)
-    model.set_normalization(mean, std)
-    if config.init_from:
-        _load_initial_weights(model, config)
-        mean = model.feature_mean.detach().clone()
-    train_set.set_fill(mean)
+    if start is not None:  # its weights and its feature normalisation
+        model.load_state_dict({name: value.float() for name, value in start.state_dict.items()})
+    else:
+        model.set_normalization(*feature_statistics(train_set))
+    train_set.set_fill(model.feature_mean.detach().clone())
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "norm" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "norm" not in n)]
@@ -628,8 +627,6 @@ def train(
     # ---- final summary: the best model on validation (and testing, for the record) -----------------
     summary: dict[str, Any] = {}
     if dist_info.main and best_path.is_file():
-        from speechrnn.checkpoint import load_checkpoint
-
         best = load_checkpoint(best_path)
         model.load_state_dict(dict(best.state_dict))
         _, val_report = evaluate_dataset(model, val_set, device=device, batch_size=config.eval_batch_size)
