@@ -231,6 +231,14 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path, capsys: pytest.Captu
     assert "unknown config key 'optim.lrr'" in capsys.readouterr().err
     assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     assert "data folder not found" in capsys.readouterr().err
+    # a bad init_from model fails at once, naming the file, before any data is read
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a model")
+    for bad in (broken, tmp_path / "missing.pt"):
+        argv = ["--data", str(tmp_path / "nowhere"), "--set", f'init_from="{bad}"', "--out", str(tmp_path / "o")]
+        assert main([*argv, "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert str(bad) in err and len(err.splitlines()) == 1 and "data folder" not in err, err
 
 
 @pytest.mark.slow
