@@ -86,3 +86,47 @@ def test_bench_train_epoch_applies_config_overrides(
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench_train_epoch: error: ") and "data.nope" in err and "\n" not in err
     assert not bad.exists()
+
+
+@pytest.fixture
+def bench_compare_latency(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_compare_latency
+
+    yield bench_compare_latency
+    sys.modules.pop("bench_compare_latency", None)
+
+
+def test_bench_compare_latency_times_each_named_model(
+    bench_compare_latency, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = {}
+    for cell, hidden in (("gru", 8), ("lstm", 12)):
+        model = SpeechRNN(ModelConfig(n_mels=40, n_classes=3, cell=cell, hidden_size=hidden, num_layers=1))
+        paths[cell] = tmp_path / f"{cell}.pt"
+        labels = ("_silence_", "_unknown_", "a")
+        save_checkpoint(paths[cell], model=model, feature_config=FeatureConfig(), labels=labels)
+    out = tmp_path / "compare.json"
+    threads = torch.get_num_threads()
+    code = bench_compare_latency.main([f"small={paths['gru']}", str(paths["lstm"]), "--rounds", "1", "--number", "2",
+                                       "--out", str(out)])
+    torch.set_num_threads(threads)
+    assert code == 0
+    report = json.loads(out.read_text())["models"]
+    assert list(report) == ["small", str(paths["lstm"])]
+    assert report["small"]["model_config"]["cell"] == "gru"
+    assert report[str(paths["lstm"])]["model_config"]["hidden_size"] == 12
+    assert all(0 < r["best_ms"] <= r["median_ms"] for r in report.values())
+
+
+def test_bench_compare_latency_names_a_bad_model_file(
+    bench_compare_latency, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(SystemExit) as exc:
+        bench_compare_latency.main([str(bad), "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("bench_compare_latency: error: ") and str(bad) in err
+    assert not (tmp_path / "x.json").exists()
