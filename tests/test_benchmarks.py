@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -16,13 +19,16 @@ from speechrnn.model import ModelConfig, SpeechRNN
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def _import_benchmark(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[ModuleType]:
+    """The benchmark script ``name`` as a module, forgotten again after the test."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    yield importlib.import_module(name)
+    sys.modules.pop(name, None)
+
+
 @pytest.fixture
 def bench_features(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import bench_features
-
-    yield bench_features
-    sys.modules.pop("bench_features", None)
+    yield from _import_benchmark(monkeypatch, "bench_features")
 
 
 def test_bench_features_uses_the_model_files_feature_settings(bench_features, tmp_path: Path) -> None:
@@ -45,11 +51,7 @@ def test_bench_features_uses_the_model_files_feature_settings(bench_features, tm
 
 @pytest.fixture
 def bench_train_epoch(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import bench_train_epoch
-
-    yield bench_train_epoch
-    sys.modules.pop("bench_train_epoch", None)
+    yield from _import_benchmark(monkeypatch, "bench_train_epoch")
 
 
 def test_bench_train_epoch_applies_config_overrides(
@@ -90,11 +92,7 @@ def test_bench_train_epoch_applies_config_overrides(
 
 @pytest.fixture
 def bench_compare_latency(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import bench_compare_latency
-
-    yield bench_compare_latency
-    sys.modules.pop("bench_compare_latency", None)
+    yield from _import_benchmark(monkeypatch, "bench_compare_latency")
 
 
 def test_bench_compare_latency_times_each_named_model(
