@@ -26,9 +26,9 @@ from common import environment, real_clips, table, time_interleaved, write_resul
 
 
 def parse_model(text: str) -> tuple[str, str]:
-    """``NAME=PATH`` or ``PATH`` (then the name is the path) -> (name, path)."""
+    """``NAME=PATH`` or ``PATH`` (then the name is the path; an existing file's name may hold "=") -> (name, path)."""
     name, sep, path = text.partition("=")
-    return (name, path) if sep and name and path else (text, text)
+    return (name, path) if sep and name and path and not Path(text).is_file() else (text, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in models.items():
         try:
             classifiers[name] = Classifier.from_file(path, device="cpu")
-        except (OSError, SpeechRNNError) as exc:
-            parser.error(f"{path}: {exc}")
+        except (OSError, SpeechRNNError) as exc:  # the library's errors already name the file
+            parser.error(str(exc) if path in str(exc) else f"{path}: {exc}")
     calls = {}
     for name, classifier in classifiers.items():
         clip = real_clips(1, sample_rate=classifier.feature_config.sample_rate, seed=1)[:1]

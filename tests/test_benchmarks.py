@@ -95,9 +95,7 @@ def bench_compare_latency(monkeypatch: pytest.MonkeyPatch):
     yield from _import_benchmark(monkeypatch, "bench_compare_latency")
 
 
-def test_bench_compare_latency_times_each_named_model(
-    bench_compare_latency, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bench_compare_latency_times_each_named_model(bench_compare_latency, tmp_path: Path) -> None:
     paths = {}
     for cell, hidden in (("gru", 8), ("lstm", 12)):
         model = SpeechRNN(ModelConfig(n_mels=40, n_classes=3, cell=cell, hidden_size=hidden, num_layers=1))
@@ -128,3 +126,11 @@ def test_bench_compare_latency_names_a_bad_model_file(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("bench_compare_latency: error: ") and str(bad) in err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_bench_compare_latency_model_names(bench_compare_latency, tmp_path: Path) -> None:
+    odd = tmp_path / "lr=3e-3.pt"  # an existing file whose name holds "=" is a path, not NAME=PATH
+    odd.write_bytes(b"")
+    assert bench_compare_latency.parse_model(str(odd)) == (str(odd), str(odd))
+    assert bench_compare_latency.parse_model("gru=runs/a/best.pt") == ("gru", "runs/a/best.pt")
+    assert bench_compare_latency.parse_model("runs/a/best.pt") == ("runs/a/best.pt", "runs/a/best.pt")
