@@ -91,6 +91,16 @@ def _train(path: Path, *, seed: int, clips_per_class: int, epochs: int) -> Path:
 
 
 @pytest.fixture(scope="module")
+def keep_torch_threads() -> Iterator[None]:
+    """Put torch's intra-op thread count back after a module whose commands set it (``listen``, benchmarks)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One torch intra-op thread for a module (``pytestmark = pytest.mark.usefixtures(...)``).
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import torch
 
 from speechrnn.checkpoint import save_checkpoint
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, SpeechRNN
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")  # the scripts set one torch thread
 
 
 def _import_benchmark(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[ModuleType]:
@@ -37,10 +37,8 @@ def test_bench_features_uses_the_model_files_feature_settings(bench_features, tm
     model_path = tmp_path / "m.pt"
     save_checkpoint(model_path, model=model, feature_config=features, labels=("_silence_", "_unknown_", "a"))
     out = tmp_path / "features.json"
-    threads = torch.get_num_threads()
     code = bench_features.main(["--model", str(model_path), "--clips", "4", "--librosa-clips", "2",
                                 "--rounds", "1", "--threads", "1", "--out", str(out)])
-    torch.set_num_threads(threads)
     assert code == 0
     report = json.loads(out.read_text())
     assert FeatureConfig.from_dict(report["feature_config"]) == features
@@ -68,7 +66,6 @@ def test_bench_train_epoch_applies_config_overrides(
         f'threads = 1\ndevice = "cpu"\n[data]\ntask = "custom"\nwords = [{words}]\ncache_dir = "{tmp_path / "cache"}"\n'
         "[optim]\nbatch_size = 16\n[model]\nhidden_size = 16\nnum_layers = 1\nhead_size = 16\n"
     )
-    threads = torch.get_num_threads()
     reports = {}
     for name, extra in {"plain": [], "refit": ["--set", "data.train_on_validation=true"]}.items():
         out = tmp_path / f"{name}.json"
@@ -76,7 +73,6 @@ def test_bench_train_epoch_applies_config_overrides(
                                        "--plain-batches", "1", "--out", str(out), *extra])  # fmt: skip
         assert code == 0
         reports[name] = json.loads(out.read_text())
-    torch.set_num_threads(threads)
     assert reports["refit"]["overrides"] == ["data.train_on_validation=true"] and reports["plain"]["overrides"] == []
     # the override reaches the data set: the validation clips join the epoch
     assert reports["refit"]["training_examples"] > reports["plain"]["training_examples"]
@@ -103,10 +99,8 @@ def test_bench_compare_latency_times_each_named_model(bench_compare_latency, tmp
         labels = ("_silence_", "_unknown_", "a")
         save_checkpoint(paths[cell], model=model, feature_config=FeatureConfig(), labels=labels)
     out = tmp_path / "compare.json"
-    threads = torch.get_num_threads()
     code = bench_compare_latency.main([f"small={paths['gru']}", str(paths["lstm"]), "--rounds", "1", "--number", "2",
                                        "--out", str(out)])
-    torch.set_num_threads(threads)
     assert code == 0
     report = json.loads(out.read_text())["models"]
     assert list(report) == ["small", str(paths["lstm"])]

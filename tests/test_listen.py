@@ -21,16 +21,7 @@ from speechrnn.listen import format_detection, listen, run_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "speech_commands"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def restore_torch_threads():
-    """``listen`` sets torch to one thread on the CPU; put it back for other test modules."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")  # listen sets one torch thread on the CPU
 
 
 @pytest.fixture(scope="module")
