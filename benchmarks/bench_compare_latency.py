@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     from speechrnn.inference import Classifier
 
     torch.set_num_threads(1)
-    models = dict(parse_model(text) for text in args.models)
+    pairs = [parse_model(text) for text in args.models]
+    repeated = sorted(name for name, count in Counter(name for name, _ in pairs).items() if count > 1)
+    if repeated:  # a second model under the same name would replace the first unseen
+        parser.error(f"each model needs its own name; given more than once: {', '.join(repeated)}")
+    models = dict(pairs)
     classifiers = {}
     for name, path in models.items():
         try:

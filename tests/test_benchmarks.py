@@ -128,3 +128,14 @@ def test_bench_compare_latency_model_names(bench_compare_latency, tmp_path: Path
     assert bench_compare_latency.parse_model(str(odd)) == (str(odd), str(odd))
     assert bench_compare_latency.parse_model("gru=runs/a/best.pt") == ("gru", "runs/a/best.pt")
     assert bench_compare_latency.parse_model("runs/a/best.pt") == ("runs/a/best.pt", "runs/a/best.pt")
+
+
+def test_bench_compare_latency_refuses_two_models_under_one_name(
+    bench_compare_latency, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench_compare_latency.main(["x=a.pt", "x=b.pt", "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "bench_compare_latency: error: each model needs its own name; given more than once: x"
+    assert not (tmp_path / "x.json").exists()
