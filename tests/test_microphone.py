@@ -39,6 +39,8 @@ SCRIPT_CANDIDATES = (
 def _portaudio_missing() -> str | None:
     try:
         import sounddevice  # noqa: F401
+    except ImportError as exc:
+        return f"sounddevice is not installed: {exc}"
     except OSError as exc:
         return f"PortAudio (libportaudio2) is not installed: {exc}"
     return None
@@ -243,7 +245,7 @@ def test_device_that_disappears_raises_device_error(tmp_path: Path, virtual_mic:
 # ---------------------------------------------------------------- no or bad devices
 
 
-@pytest.mark.skipif(_portaudio_missing() is not None, reason="PortAudio (libportaudio2) is not installed")
+@pytest.mark.skipif(_portaudio_missing() is not None, reason=_portaudio_missing() or "")
 def test_unknown_devices_are_clear_errors() -> None:
     with pytest.raises(DeviceError, match=r"no audio input device (matches 'no-such-device'|found)"):
         find_input("no-such-device")
@@ -253,7 +255,7 @@ def test_unknown_devices_are_clear_errors() -> None:
         find_input(9999)
 
 
-@pytest.mark.skipif(_portaudio_missing() is not None, reason="PortAudio (libportaudio2) is not installed")
+@pytest.mark.skipif(_portaudio_missing() is not None, reason=_portaudio_missing() or "")
 @pytest.mark.skipif(
     Path("/proc/asound/cards").exists() and "no soundcards" not in Path("/proc/asound/cards").read_text(),
     reason="this machine has sound hardware",
@@ -288,7 +290,7 @@ def test_missing_portaudio_is_a_device_error(monkeypatch: pytest.MonkeyPatch) ->
         list_inputs()
 
 
-@pytest.mark.skipif(_portaudio_missing() is not None, reason="PortAudio (libportaudio2) is not installed")
+@pytest.mark.skipif(_portaudio_missing() is not None, reason=_portaudio_missing() or "")
 def test_device_refusing_its_rate_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sounddevice as sd
 

@@ -199,6 +199,9 @@ class WeightAverage:
         self.model = copy.deepcopy(model).eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+        for module in self.model.modules():  # a copied cuDNN RNN loses its single weight buffer
+            if isinstance(module, torch.nn.RNNBase):
+                module.flatten_parameters()
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module, *, step: int) -> None:
