@@ -8,7 +8,8 @@ intra-op thread), approaches alternating round by round so they share the machin
      PyTorch model at batch 1;
    - ``Classifier.probabilities`` with the PyTorch backend;
    - ``Classifier.probabilities`` with the ONNX Runtime backend (the default on the CPU when
-     onnxruntime is installed).
+     onnxruntime is installed);
+   - the same with int8 weights (``backend="int8"``, the ``--backend int8`` option).
    Goal: at most 2 ms with the default model.
 2. **The model alone per batch size**, PyTorch vs ONNX Runtime, milliseconds per clip: where each
    is faster (``speechrnn.inference.ONNX_MAX_BATCH`` is chosen from this).
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     classifiers = {"torch": Classifier(checkpoint, device="cpu", backend="torch")}
     if onnx_available():
         classifiers["onnx"] = Classifier(checkpoint, device="cpu", backend="onnx")
+        classifiers["int8"] = Classifier(checkpoint, device="cpu", backend="int8")
     else:
         print("onnxruntime is not installed: timing the PyTorch backend only", file=sys.stderr)
     mc = checkpoint.model_config
@@ -229,16 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     sweep = {"torch": classifiers["torch"]}
     if "onnx" in classifiers:
         sweep["onnx"] = Classifier(checkpoint, device="cpu", backend="onnx", onnx_max_batch=1 << 30)
+        sweep["int8"] = classifiers["int8"]  # runs every batch size in ONNX Runtime already
     batches = bench_batch_sizes(sweep, frames_one, rounds=max(3, args.rounds - 2))
     rows = []
     for batch, r in batches.items():
-        row = [str(batch)] + [f"{r[name]['best'] * 1e3:.3f}" for name in classifiers]
+        row = [str(batch)] + [f"{r[name]['best'] * 1e3:.3f}" for name in sweep]
         if "onnx" in r:
             row.append(f"{r['torch']['best'] / r['onnx']['best']:.2f}")
         rows.append(row)
     print(f"\n2. model only, ms per clip by batch size (the ONNX backend serves batches <= {ONNX_MAX_BATCH})")
-    print(table(rows, ["batch", *[f"{n} ms/clip" for n in classifiers]] + (["torch/onnx"] if "onnx" in
-                                                                                    classifiers else [])))
+    print(table(rows, ["batch", *[f"{n} ms/clip" for n in sweep]] + (["torch/onnx"] if "onnx" in sweep else [])))
 
     audio = stream_audio(args.stream_seconds, checkpoint.feature_config.sample_rate)
     live = {name: bench_stream(c, audio, hop=args.hop) for name, c in classifiers.items()}
@@ -264,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\ngoals (default backend):", "; ".join(
         f"{k} {v['value']:.3g} ({'met' if v['value'] <= v['goal_max'] else 'NOT met'}, goal <= {v['goal_max']:g})"
         for k, v in goals.items()))
+    if "int8" in live:
+        one_clip = single["whole"]["speechrnn, int8 backend"]["best"] * 1e3
+        print(f"int8 option (--backend int8): one clip {one_clip:.3f} ms, "
+              f"per hop {live['int8']['compute_ms']['median']:.3f} ms")
     result = {
         "model": str(path),
         "random_weights_note": note,

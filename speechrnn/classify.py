@@ -420,7 +420,7 @@ def _clip_probabilities(classifier: Classifier, clips: np.ndarray) -> np.ndarray
         step = audio.shape[0] if audio.device.type != "cpu" else _CPU_FEATURE_BATCH
         parts = [classifier.log_mel(audio[i : i + step]) for i in range(0, audio.shape[0], step)]
         frames = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return torch.softmax(classifier.model(frames), dim=-1).float().cpu().numpy()
+        return classifier.probabilities_from_frames(frames)
 
 
 def _top_k(probabilities: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[tuple[str, float], ...]:
@@ -519,8 +519,7 @@ def scan_audio(
                 ks = np.arange(next_k, last_k + 1)
                 times = ((ks * hop - 1) * hl + n_fft) / rate
                 for b in range(0, count, batch_size):
-                    logits = classifier.model(windows[b : b + batch_size])
-                    probs = torch.softmax(logits, dim=-1).float().cpu().numpy()
+                    probs = classifier.probabilities_from_frames(windows[b : b + batch_size])
                     for t, p in zip(times[b : b + batch_size], probs, strict=True):
                         found = decider.update(float(t), p)
                         if found is not None:
@@ -571,6 +570,7 @@ def iter_classify(
     classifier: Classifier | None = None,
     model: str | os.PathLike[str] | None = None,
     device: str = "auto",
+    backend: str = "auto",
     top_k: int = 3,
     batch_size: int = 256,
     workers: int | None = None,
@@ -596,6 +596,8 @@ def iter_classify(
     model : path-like, optional
         Model file (the shipped default model when None).
     device : {"auto", "cpu", "cuda"}
+    backend : {"auto", "torch", "onnx", "int8"}
+        What runs the model (see :class:`~speechrnn.inference.Classifier`).
     top_k : int
         Labels in each record's ``top_k``.
     batch_size : int
@@ -633,7 +635,7 @@ def iter_classify(
     if classifier is None:
         from speechrnn.inference import Classifier
 
-        classifier = Classifier.from_file(model, device=device)
+        classifier = Classifier.from_file(model, device=device, backend=backend)
     if on_loaded is not None:
         on_loaded(tuple(classifier.labels))
     if classifier.device.type != "cpu":
@@ -876,6 +878,7 @@ def run_classify(
     recursive: bool = False,
     model: str | os.PathLike[str] | None = None,
     device: str = "auto",
+    backend: str = "auto",
     fmt: str | None = None,
     output: str | os.PathLike[str] | None = None,
     top_k: int = 3,
@@ -900,6 +903,9 @@ def run_classify(
     model : path-like, optional
         Model file (default: the shipped model).
     device : {"auto", "cpu", "cuda"}
+    backend : {"auto", "torch", "onnx", "int8"}
+        What runs the model on the CPU (``int8``: int8 weights, faster, answers differ on about
+        0.1% of clips).
     fmt : {"table", "csv", "json", "jsonl"}, optional
         Output format; chosen from ``output``'s extension or the terminal when None.
     output : path-like, optional
@@ -971,7 +977,7 @@ def run_classify(
 
             progress = tqdm(total=len(files), unit="file", file=stderr, dynamic_ncols=True, leave=False)
 
-    records = iter_classify(files, classifier=classifier, model=model, device=device, top_k=top_k,
+    records = iter_classify(files, classifier=classifier, model=model, device=device, backend=backend, top_k=top_k,
                             batch_size=batch_size, workers=workers, decision=decision, hop_seconds=hop_seconds,
                             threads=threads, on_loaded=loaded)
     try:
@@ -1073,6 +1079,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", help="model file (default: the shipped default model)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device (default: auto, CUDA when available)")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "int8"), default="auto",
+                        help="what runs the model: auto (ONNX Runtime on the CPU when installed), torch, onnx, "
+                             "or int8 (ONNX Runtime with int8 weights: about 1.5x faster on the CPU, answers "
+                             "differ from the float model's on about 0.1%% of clips)")
     parser.add_argument("-f", "--format", choices=FORMATS, dest="fmt",
                         help="output format (default: table on a terminal, else from the --output "
                              "extension .csv/.json/.jsonl/.txt, else jsonl)")
@@ -1103,6 +1113,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         model=args.model,
         device=args.device,
+        backend=args.backend,
         fmt=args.fmt,
         output=args.output,
         top_k=args.top_k,

@@ -128,6 +128,7 @@ def listen(
     file: str | Path | None = None,
     fast: bool = False,
     device: str = "auto",
+    backend: str = "auto",
     threshold: float | None = None,
     duration: float | None = None,
     hop: float = 0.1,
@@ -151,6 +152,9 @@ def listen(
         With ``file``: do not pace the file in real time.
     device : {"auto", "cpu", "cuda"}
         Compute device for the model.
+    backend : {"auto", "torch", "onnx", "int8"}
+        What runs the model (see :class:`~speechrnn.inference.Classifier`); ``int8`` is about
+        1.5x faster on the CPU.
     threshold : float, optional
         Detection threshold in [0, 1]; the decision default when None.
     duration : float, optional
@@ -194,7 +198,7 @@ def listen(
         raise ValueError(f"duration must be positive, not {duration}")
     if not hop > 0:
         raise ValueError(f"hop must be positive, not {hop}")
-    classifier = Classifier.from_file(model, device=device)
+    classifier = Classifier.from_file(model, device=device, backend=backend)
     if classifier.device.type == "cpu":
         # one small model call per hop: extra threads only add synchronisation overhead
         torch.set_num_threads(1)
@@ -261,6 +265,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="compute device for the model (default: auto)"
     )
+    parser.add_argument(
+        "--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+        help="what runs the model: auto, torch, onnx, or int8 (int8 weights: about 1.5x faster on the CPU)",
+    )
     parser.add_argument("--threshold", type=float, help="detection threshold in [0, 1] (default: the decision default)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself after this many seconds")
     parser.add_argument(
@@ -297,6 +305,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             file=args.file,
             fast=args.fast,
             device=args.device,
+            backend=args.backend,
             threshold=args.threshold,
             duration=args.duration,
             hop=args.hop,

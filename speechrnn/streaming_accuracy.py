@@ -673,6 +673,7 @@ def evaluate(
     hop: float = 0.1,
     seed: int = 0,
     device: str = "cpu",
+    backend: str = "auto",
     decision: DecisionConfig | None = None,
     gap_seconds: tuple[float, float] = (1.0, 3.0),
     noise_db: tuple[float, float] = (-50.0, -30.0),
@@ -699,6 +700,8 @@ def evaluate(
         Seconds between model evaluations.
     seed : int
     device : {"cpu", "cuda", "auto"}
+    backend : {"auto", "torch", "onnx", "int8"}
+        What runs the model (see :class:`~speechrnn.inference.Classifier`).
     decision : DecisionConfig, optional
         Decision settings (defaults when None).
     gap_seconds, noise_db : (low, high)
@@ -724,7 +727,7 @@ def evaluate(
     root = Path(data)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder not found")
-    classifier = Classifier.from_file(model, device=device)
+    classifier = Classifier.from_file(model, device=device, backend=backend)
     decision = decision or DecisionConfig()
     rate = classifier.feature_config.sample_rate
     commands = [label for label in classifier.labels if label not in (UNKNOWN, SILENCE)]
@@ -772,6 +775,7 @@ def evaluate(
         "data": str(root),
         "split": split,
         "seed": seed,
+        "backend": classifier.backend,
         "hop_seconds": hop,
         "stream": {
             "duration_seconds": round(duration, 2),
@@ -868,6 +872,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped default model)")
     parser.add_argument("--hop", type=float, default=0.1, help="seconds between model evaluations (default 0.1)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+                        help="what runs the model (default auto: ONNX Runtime on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, help="decision threshold (default: DecisionConfig's)")
     parser.add_argument("--window", type=float, help="averaging window, seconds")
@@ -912,6 +918,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hop=args.hop,
             seed=args.seed,
             device=args.device,
+            backend=args.backend,
             decision=decision,
             noise_db=tuple(args.noise_db),
             tune=args.tune,

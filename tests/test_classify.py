@@ -334,6 +334,18 @@ def test_command_line(synthetic_model, mixed_folder, tmp_path, capsys) -> None:
     assert exc.value.code == 2
 
 
+def test_command_line_int8_backend(synthetic_model, mixed_folder, tmp_path) -> None:
+    from speechrnn.cli import main
+
+    root, truth, _ = mixed_folder
+    out = tmp_path / "records.json"
+    status = main(["classify", str(root), "--model", str(synthetic_model), "--device", "cpu", "--backend", "int8",
+                   "--output", str(out), "--workers", "0", "--quiet"])
+    assert status == 1  # the bad files of the folder
+    records = json.loads(out.read_text(encoding="utf-8"))
+    assert {Path(r["path"]).name: r["label"] for r in records if r["label"]} == truth
+
+
 def test_record_csv_flattening() -> None:
     from speechrnn.classify import csv_row
     from speechrnn.decisions import Detection

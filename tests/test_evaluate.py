@@ -52,6 +52,13 @@ def test_evaluate_a_speech_commands_split(synthetic_model: Path, tree: Path, tmp
     assert report.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False)
     assert again.accuracy == report.accuracy and again.json_path is None  # deterministic, nothing written
+    # the int8 option is evaluated as such, and says so in the report
+    int8 = evaluate(synthetic_model, data_dir=tree, split="testing", out_dir=tmp_path / "int8", progress=False,
+                    backend="int8")
+    assert (saved["backend"], int8.backend, json.loads(int8.json_path.read_text())["backend"]) == (
+        report.backend, "int8", "int8")
+    assert report.backend in ("onnx", "torch")
+    assert abs(int8.accuracy - report.accuracy) <= 0.05
 
 
 def test_gain_scales_every_clip_before_the_features(synthetic_model: Path, tree: Path, tmp_path: Path) -> None:

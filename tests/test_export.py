@@ -279,3 +279,61 @@ def test_classifier_with_onnx_pickles(tmp_path: Path) -> None:
     assert copy.backend == "onnx"
     frames = log_mel_like(1, FEATURES.n_frames, 4)
     np.testing.assert_array_equal(copy.probabilities_from_frames(frames), classifier.probabilities_from_frames(frames))
+
+
+@needs_onnx
+def test_int8_backend_is_close_to_float_and_runs_every_batch(tmp_path: Path) -> None:
+    from speechrnn.onnx_backend import read_metadata
+
+    path = make_model(tmp_path / "m.pt", cell="lstm", conv_channels=8, conv_stride=2, pooling="attention")
+    int8 = Classifier.from_file(path, device="cpu", backend="int8")
+    float32 = Classifier.from_file(path, device="cpu", backend="onnx")
+    assert (int8.backend, float32.backend) == ("int8", "onnx")
+    assert read_metadata(int8._onnx.model_bytes)["weights"] == "int8"
+    import onnx
+
+    ops = {node.op_type for node in onnx.load_from_string(int8._onnx.model_bytes).graph.node}
+    assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops  # the recurrent weights are 8-bit
+    frames = log_mel_like(40, FEATURES.n_frames, 7)
+    quantized = int8.probabilities_from_frames(frames)
+    # close to the float model, but not the float model
+    assert 0 < np.abs(quantized - float32.probabilities_from_frames(frames)).max() < 0.05
+    # every batch size runs the int8 graph (no switch to float PyTorch above ONNX_MAX_BATCH), and a
+    # clip's answer does not depend on the others in its batch (activations are quantized per call)
+    one_by_one = np.concatenate([int8.probabilities_from_frames(frames[i : i + 1]) for i in range(len(frames))])
+    np.testing.assert_array_equal(quantized, one_by_one)
+    np.testing.assert_array_equal(int8.probabilities_from_frames(frames[::-1])[::-1], quantized)
+    copy = pickle.loads(pickle.dumps(int8))
+    assert copy.backend == "int8"
+    np.testing.assert_array_equal(copy.probabilities_from_frames(frames), quantized)
+
+
+@needs_onnx
+def test_int8_backend_gives_a_trained_models_answers(synthetic_model: Path) -> None:
+    from synthetic import LABELS, make_class_clip
+
+    rng = np.random.default_rng(5)
+    clips = np.stack([make_class_clip(label, rng) for label in LABELS for _ in range(8)])
+    truth = [label for label in LABELS for _ in range(8)]
+    int8 = Classifier.from_file(synthetic_model, device="cpu", backend="int8")
+    float32 = Classifier.from_file(synthetic_model, device="cpu", backend="torch")
+    labels = [p.label for p in int8.classify(clips)]
+    assert labels == [p.label for p in float32.classify(clips)]
+    assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.9
+
+
+@needs_onnx
+def test_int8_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("INT8", cpu) == "int8"
+    with pytest.raises(SpeechRNNError, match="int8 backend runs on the CPU only"):
+        resolve_backend("int8", gpu)
+    with pytest.raises(SpeechRNNError, match="auto, torch, onnx or int8"):
+        resolve_backend("int4", cpu)
+    monkeypatch.setenv("SPEECHRNN_BACKEND", "int8")
+    assert resolve_backend("auto", cpu) == "int8"
+    assert resolve_backend("auto", gpu) == "torch"  # the variable applies where it can
+    assert Classifier.from_file(make_model(tmp_path / "m.pt"), device="cpu").backend == "int8"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(SpeechRNNError, match=r"pip install onnx onnxruntime"):
+        Classifier.from_file(make_model(tmp_path / "m.pt"), device="cpu", backend="int8")

@@ -106,7 +106,10 @@ def test_run_engine_returns_detections_on_ctrl_c(synthetic_model: Path, command_
     assert source.read(0.1) is None  # stopped
 
 
-def test_cli_main_listen_jsonl(synthetic_model: Path, command_file, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("backend", ["auto", "int8"])
+def test_cli_main_listen_jsonl(
+    synthetic_model: Path, command_file, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
     from speechrnn.cli import main
 
     path, _ = command_file
@@ -124,6 +127,8 @@ def test_cli_main_listen_jsonl(synthetic_model: Path, command_file, capsys: pyte
             "cpu",
             "--hop",
             "0.05",
+            "--backend",
+            backend,
         ]
     )
     captured = capsys.readouterr()

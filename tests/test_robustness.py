@@ -234,6 +234,12 @@ def test_evaluate_with_a_trained_model(tmp_path, synthetic_model):
     assert report.oov_confusions == {k: v for k, v in oov_said.items() if k != "_unknown_"}
     assert report.oov_confusions.get("rise", 0) + report.oov_confusions.get("fall", 0) >= 6  # known words, not OOV
     assert report.silence_share == sil_said["_silence_"] / 6 >= 5 / 6
+    # the int8 option is measured as such, and the report says which backend ran
+    int8 = Classifier.from_file(synthetic_model, device="cpu", backend="int8")
+    quantized = evaluate_robustness(int8, oov_clips=oov, silence_clips=silence)
+    assert (report.backend, quantized.backend) == (classifier.backend, "int8")
+    assert quantized.to_dict()["backend"] == "int8"
+    assert quantized.oov_unknown_share == Counter(p.label for p in int8.classify([p for p, _ in oov]))["_unknown_"] / 8
 
 
 def test_evaluate_refuses_a_model_without_unknown(tmp_path):

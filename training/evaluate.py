@@ -65,6 +65,8 @@ class EvalReport:
         split of a refit (``data.train_on_validation``).
     gain_db : float
         The gain applied to every clip before the features (0: as recorded).
+    backend : str
+        What ran the model: ``torch``, ``onnx`` (float) or ``int8``.
     json_path, png_path : pathlib.Path or None
         Where the report and the confusion-matrix plot were written.
     """
@@ -81,6 +83,7 @@ class EvalReport:
     mistakes: list[dict[str, Any]]
     held_out: bool = True
     gain_db: float = 0.0
+    backend: str = "torch"
     json_path: Path | None = None
     png_path: Path | None = None
 
@@ -99,6 +102,7 @@ class EvalReport:
             "mistakes": self.mistakes,
             "held_out": self.held_out,
             "gain_db": self.gain_db,
+            "backend": self.backend,
         }
 
     def table(self) -> str:
@@ -145,6 +149,7 @@ def evaluate(
     folder: str | os.PathLike[str] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     device: str = "auto",
+    backend: str = "auto",
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = True,
@@ -167,6 +172,8 @@ def evaluate(
     out_dir : path-like, optional
         Where to write ``report.json`` and ``confusion.png`` (nothing is written when None).
     device : {"auto", "cpu", "cuda"}
+    backend : {"auto", "torch", "onnx", "int8"}
+        What runs the model (``int8``: the int8-weight model that ``--backend int8`` uses).
     batch_size : int
     seed : int
         Seeds the fixed ``_unknown_`` and ``_silence_`` draws of a split (0, as in training).
@@ -199,7 +206,7 @@ def evaluate(
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
     if not math.isfinite(gain_db):
         raise ValueError(f"gain_db must be a finite number of decibels, not {gain_db}")
-    classifier = Classifier.from_file(model_path, device=device)
+    classifier = Classifier.from_file(model_path, device=device, backend=backend)
     labels = tuple(classifier.labels)
     features = classifier.feature_config
     names: list[str]
@@ -280,6 +287,7 @@ def evaluate(
         mistakes=mistakes,
         held_out=held_out,
         gain_db=float(gain_db),
+        backend=classifier.backend,
     )
     if out_dir is not None:
         out = Path(out_dir)
@@ -307,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="testing", choices=("testing", "validation", "training"))
     parser.add_argument("--out", type=Path, help="output folder for report.json and confusion.png (default: eval/)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+                        help="what runs the model (int8: int8 weights in ONNX Runtime, CPU only)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gain-db", type=float, default=0.0,
@@ -325,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder=args.folder,
             out_dir=args.out or Path("eval"),
             device=args.device,
+            backend=args.backend,
             batch_size=args.batch_size,
             progress=not args.quiet,
             gain_db=args.gain_db,

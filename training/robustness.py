@@ -527,6 +527,8 @@ class RobustnessReport:
         Share of them recognised as their command.
     command_confusions : dict of str to int
         What the misrecognised ones were taken for.
+    backend : str
+        What ran the model (``torch``, ``onnx`` or ``int8``).
     """
 
     model: str
@@ -548,6 +550,7 @@ class RobustnessReport:
     command_total: int = 0
     command_accuracy: float = math.nan
     command_confusions: Mapping[str, int] = field(default_factory=dict)
+    backend: str = "torch"
 
     def meets_targets(
         self,
@@ -743,6 +746,7 @@ def evaluate_robustness(
 
     return RobustnessReport(
         model=name,
+        backend=classifier.backend,
         labels=labels,
         oov_total=len(oov),
         oov_unknown_share=_share(sum(oov_ok), len(oov)),
@@ -776,6 +780,7 @@ def run_robustness(
     out: str | os.PathLike[str] | None = None,
     seed: int = 0,
     device: str = "cpu",
+    backend: str = "auto",
     cache_dir: str | os.PathLike[str] | None = None,
     per_word: int = OOV_PER_WORD,
     silence_count: int = 600,
@@ -796,6 +801,8 @@ def run_robustness(
     seed : int
         Keys the cached sets: ``<cache_dir>/seed-<seed>/{oov,silence,commands}``.
     device : str
+    backend : {"auto", "torch", "onnx", "int8"}
+        What runs the model (see :class:`~speechrnn.inference.Classifier`).
     cache_dir : path-like, optional
         Default :func:`default_cache_dir`.
     per_word : int
@@ -813,7 +820,7 @@ def run_robustness(
     from speechrnn.checkpoint import load_checkpoint
     from speechrnn.inference import SILENCE, UNKNOWN, Classifier
 
-    classifier = Classifier(load_checkpoint(model), device=device)
+    classifier = Classifier(load_checkpoint(model), device=device, backend=backend)
     base = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / f"seed-{seed}"
     oov = build_oov_set(base / "oov", data_root=data_root, seed=seed, progress=progress, per_word=per_word)
     silence = build_silence_set(base / "silence", data_root=data_root, seed=seed, count=silence_count)
@@ -852,6 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="write the report as JSON here")
     parser.add_argument("--seed", type=int, default=0, help="evaluation-set seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+                        help="what runs the model (default auto)")
     parser.add_argument("--cache-dir", help=f"where the generated sets are cached (default {default_cache_dir()})")
     parser.add_argument("--per-word", type=int, default=OOV_PER_WORD, help="synthetic renderings per OOV word")
     parser.add_argument("--silence-count", type=int, default=600, help="number of silence clips")
@@ -873,6 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=args.out,
             seed=args.seed,
             device=args.device,
+            backend=args.backend,
             cache_dir=args.cache_dir,
             per_word=args.per_word,
             silence_count=args.silence_count,
