@@ -1081,7 +1081,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compute device (default: auto, CUDA when available)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx", "int8"), default="auto",
                         help="what runs the model: auto (ONNX Runtime on the CPU when installed), torch, onnx, "
-                             "or int8 (ONNX Runtime with int8 weights: about 1.5x faster on the CPU, answers "
+                             "or int8 (ONNX Runtime with int8 weights: 1.3-1.6x faster on the CPU, answers "
                              "differ from the float model's on about 0.1%% of clips)")
     parser.add_argument("-f", "--format", choices=FORMATS, dest="fmt",
                         help="output format (default: table on a terminal, else from the --output "

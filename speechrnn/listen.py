@@ -153,8 +153,8 @@ def listen(
     device : {"auto", "cpu", "cuda"}
         Compute device for the model.
     backend : {"auto", "torch", "onnx", "int8"}
-        What runs the model (see :class:`~speechrnn.inference.Classifier`); ``int8`` is about
-        1.5x faster on the CPU.
+        What runs the model (see :class:`~speechrnn.inference.Classifier`); ``int8`` is
+        1.3-1.6x faster on the CPU.
     threshold : float, optional
         Detection threshold in [0, 1]; the decision default when None.
     duration : float, optional
@@ -267,7 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
-        help="what runs the model: auto, torch, onnx, or int8 (int8 weights: about 1.5x faster on the CPU)",
+        help="what runs the model: auto, torch, onnx, or int8 (int8 weights: 1.3-1.6x faster on the CPU)",
     )
     parser.add_argument("--threshold", type=float, help="detection threshold in [0, 1] (default: the decision default)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself after this many seconds")
