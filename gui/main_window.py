@@ -923,7 +923,7 @@ class MainWindow(QMainWindow):
         self.model_fields["status"].setText("Loaded")
         for key in ("labels", "accuracy", "architecture", "parameters", "features", "trained on"):
             self.model_fields[key].setText(facts.get(key, "—"))
-        self.model_fields["compute"].setText(loaded.device.upper())
+        self.model_fields["compute"].setText(loaded.compute_text)
         if previous is None or previous.classifier.labels != loaded.classifier.labels:
             self.prob_bars.set_labels(loaded.classifier.labels)
         features = loaded.classifier.feature_config
@@ -1514,8 +1514,8 @@ class MainWindow(QMainWindow):
             device = self.device_combo.currentText() or "—"
             labels["input"].setText(f"Input: {device}")
             labels["rate"].setText("— Hz")
-        compute = self._model.device if self._model is not None else self.compute_device
-        labels["compute"].setText(f"Compute: {compute.upper()}")
+        compute = self._model.compute_text if self._model is not None else self.compute_device.upper()
+        labels["compute"].setText(f"Compute: {compute}")
         if self._compute_times:
             ms = 1000.0 * float(np.median(self._compute_times))  # robust to the first call's warm-up
             labels["inference"].setText(f"Inference: {ms:.1f} ms/hop")

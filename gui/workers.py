@@ -412,6 +412,11 @@ class LoadedModel:
     classifier: Classifier
     device: str
 
+    @property
+    def compute_text(self) -> str:
+        """Where and how the model runs, for display: ``CPU``, ``CPU (int8)`` or ``CUDA``."""
+        return self.device.upper() + (" (int8)" if self.classifier.backend == "int8" else "")
+
 
 def load_model(path: str | os.PathLike[str], *, device: str) -> LoadedModel:
     """Load a model file for the app (runs on a worker thread).

@@ -131,6 +131,14 @@ def test_window_builds_and_shows_the_model(qtbot, settings, synthetic_model) -> 
     assert not window.banner.isVisible()
 
 
+def test_int8_backend_from_the_environment_is_used_and_shown(qtbot, settings, synthetic_model, monkeypatch) -> None:
+    monkeypatch.setenv("SPEECHRNN_BACKEND", "int8")
+    window = make_window(qtbot, settings, synthetic_model)
+    assert window.classifier is not None and window.classifier.backend == "int8"
+    assert window.status_labels["compute"].text() == "Compute: CPU (int8)"
+    assert window.model_fields["compute"].text() == "CPU (int8)"
+
+
 def test_missing_default_model_says_so_and_keeps_working(qtbot, settings, tmp_path, rng) -> None:
     window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
