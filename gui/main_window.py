@@ -656,6 +656,16 @@ class MainWindow(QMainWindow):
         return self._teach_dialog
 
     @property
+    def hop_compute_seconds(self) -> tuple[float, ...]:
+        """Features + model time of the last (up to 30) hops on the listening thread, seconds."""
+        return tuple(self._compute_times)
+
+    @property
+    def dropped_blocks(self) -> int:
+        """Audio blocks the input dropped since listening started (the status bar's count)."""
+        return self._dropped
+
+    @property
     def paint_count(self) -> int:
         """How many times the live view was repainted (the ~30 fps timer's ticks)."""
         return self._paint_count

@@ -185,6 +185,13 @@ class ListenWorker(QObject):
         source = None
         try:
             classifier = self._classifier
+            if classifier.device.type == "cpu":
+                import torch
+
+                # One small model call per hop, as in `speechrnn listen`. Set here: the thread count
+                # of torch's OpenMP regions belongs to the calling thread, and with two threads the
+                # features of a hop waited for a core the GUI thread was painting on (3x slower).
+                torch.set_num_threads(1)
             rate = classifier.feature_config.sample_rate
             recognizer = StreamingRecognizer(classifier, hop_seconds=self._hop_seconds, decision=self._decision)
             source = self._factory(self._device, rate)

@@ -139,3 +139,30 @@ def test_bench_compare_latency_refuses_two_models_under_one_name(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == "bench_compare_latency: error: each model needs its own name; given more than once: x"
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.fixture
+def bench_app(monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("PySide6")
+    yield from _import_benchmark(monkeypatch, "bench_app")
+
+
+def test_bench_app_listens_in_the_real_window(bench_app, synthetic_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "app.json"
+    assert bench_app.main(["--model", str(synthetic_model), "--seconds", "1.5", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"] == str(synthetic_model) and result["backend"] in ("onnx", "torch")
+    assert result["seconds"] == pytest.approx(1.5, abs=0.5)
+    assert 0 < result["per_hop_compute_ms_median"] < 1000  # hops were computed on the listening thread
+    assert result["status_bar"] == f"Inference: {result['per_hop_compute_ms_median']:.1f} ms/hop"
+    assert result["frames_painted_per_second"] > 5 and result["dropped_blocks"] == 0
+    assert 0 < result["process_cpu_share_of_one_core"]
+
+
+def test_bench_app_names_a_bad_model_file(bench_app, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    out = tmp_path / "app.json"
+    assert bench_app.main(["--model", str(bad), "--seconds", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.pt" in err and err.count("\n") == 1 and not out.exists()

@@ -182,6 +182,25 @@ def test_listening_to_a_file_detects_the_command(qtbot, settings, synthetic_mode
     assert not window.listen_button.isChecked()
 
 
+def test_listening_thread_runs_torch_on_one_thread(qtbot, settings, synthetic_model, command_audio) -> None:
+    import torch
+
+    seen: list[int] = []
+
+    class RecordingSource(FileSource):
+        def start(self) -> None:  # called on the listening thread, before the first hop
+            seen.append(torch.get_num_threads())
+            super().start()
+
+    window = make_window(qtbot, settings, synthetic_model,
+                         source_factory=lambda device, rate: RecordingSource(command_audio, sample_rate=rate))
+    assert window.start_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    # one intra-op thread where the hops run, as in `speechrnn listen`: with more, each hop's features
+    # waited for a core the GUI thread was painting on (3x slower, and more CPU)
+    assert seen == [1]
+
+
 def test_detection_log_exports_csv_and_clears(qtbot, settings, synthetic_model, command_audio, tmp_path) -> None:
     window = make_window(qtbot, settings, synthetic_model, source_factory=file_factory(command_audio, realtime=False))
     window.start_listening()

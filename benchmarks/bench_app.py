@@ -1,0 +1,120 @@
+"""The desktop app while it listens: per-hop compute on its listening thread and the process's CPU use.
+
+Opens the real window (``gui.main_window.MainWindow``, Qt offscreen unless a display is set),
+loads the model, and listens for ``--seconds`` to the committed command clips looped in real time
+through the microphone interface (``FileSource``), as ``scripts/screenshot.py`` does. Reports the
+median per-hop compute the status bar shows ("Inference: … ms/hop", features + model on the
+listening thread), the process CPU time over wall time (painting the spectrogram, the bars and the
+level at ~30 frames a second included), the frames painted and the dropped blocks. Like the app,
+the script leaves importing torch and loading the model to the window's worker threads.
+
+Usage::
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_app.py [--model FILE] [--seconds 10]
+
+Prints one line and writes ``benchmarks/results/app.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import FIXTURES, environment, write_results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model file (default: the shipped default model)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="listening time (default 10)")
+    parser.add_argument("--out", help="JSON output (default benchmarks/results/app.json)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtCore import QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
+    from speechrnn import default_model_path
+    from speechrnn.audio import load_audio
+    from speechrnn.microphone import FileSource, InputDevice
+
+    model = Path(args.model) if args.model else default_model_path()
+    clips = sorted(FIXTURES.rglob("*.flac"))
+    gap = np.zeros(8000, dtype=np.float32)
+    audio = np.concatenate([part for clip in clips for part in (load_audio(clip, sample_rate=16000), gap)])
+    device = InputDevice(index=0, name="command clips", channels=1, default_samplerate=16000.0, is_default=True)
+    app = QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as folder:
+        settings = QSettings(str(Path(folder) / "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(
+            settings=settings, model_path=model, compute_device="cpu", device_lister=lambda refresh: [device],
+            source_factory=lambda dev, rate: FileSource(audio, sample_rate=rate, realtime=True, loop=True),
+        )
+        window.show()
+        result: dict = {}
+        started: dict[str, float] = {}
+        stop_timer = QTimer()
+        stop_timer.setSingleShot(True)
+        stop_timer.setTimerType(Qt.TimerType.PreciseTimer)
+
+        def start() -> None:
+            if window.classifier is None:
+                if window.banner.isVisible():  # the model could not be loaded: the banner says why
+                    result["error"] = window.banner.text
+                    app.quit()
+                else:
+                    QTimer.singleShot(100, start)
+                return
+            window.start_listening()
+            started.update(wall=time.perf_counter(), cpu=time.process_time(), paints=window.paint_count)
+            stop_timer.start(round(args.seconds * 1000))
+
+        def stop() -> None:
+            wall = time.perf_counter() - started["wall"]
+            cpu = time.process_time() - started["cpu"]
+            hops = np.array(window.hop_compute_seconds) * 1e3  # the status bar's last 30 hops
+            result.update(
+                model=str(model),
+                backend=window.classifier.backend,
+                seconds=wall,
+                per_hop_compute_ms_median=float(np.median(hops)) if hops.size else None,
+                process_cpu_share_of_one_core=cpu / wall,
+                frames_painted_per_second=(window.paint_count - started["paints"]) / wall,
+                dropped_blocks=window.dropped_blocks,
+                status_bar=window.status_labels["inference"].text(),
+            )
+            window.stop_listening()
+            app.quit()
+
+        stop_timer.timeout.connect(stop)
+        QTimer.singleShot(0, start)
+        QTimer.singleShot(round((args.seconds + 60) * 1000), app.quit)  # whatever happens, never hang
+        app.exec()
+        window.close()
+    if "error" in result or not result:
+        limit = args.seconds + 60
+        why = result.get("error") or f"the window did not load {model} and listen within {limit:.0f} s"
+        print(f"bench_app: {why}", file=sys.stderr)
+        return 1
+    result["environment"] = environment()
+    print(f"app listening {result['seconds']:.0f} s ({result['backend']} backend): per-hop compute "
+          f"{result['per_hop_compute_ms_median']:.2f} ms median, process CPU "
+          f"{100 * result['process_cpu_share_of_one_core']:.0f}% of one core, "
+          f"{result['frames_painted_per_second']:.0f} frames painted per second, "
+          f"{result['dropped_blocks']} dropped blocks")
+    print(f"wrote {write_results('app', result, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
