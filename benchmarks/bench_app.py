@@ -97,9 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
 
         stop_timer.timeout.connect(stop)
+        watchdog = QTimer()  # whatever happens, never hang
+        watchdog.setSingleShot(True)
+        watchdog.timeout.connect(app.quit)
+        watchdog.start(round((args.seconds + 60) * 1000))
         QTimer.singleShot(0, start)
-        QTimer.singleShot(round((args.seconds + 60) * 1000), app.quit)  # whatever happens, never hang
         app.exec()
+        watchdog.stop()
         window.close()
     if "error" in result or not result:
         limit = args.seconds + 60
