@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import QSettings, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QSettings, QTimer
 
+    from gui.app import create_application, process_events_until
     from gui.main_window import MainWindow
     from speechrnn import default_model_path
     from speechrnn.audio import load_audio
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     gap = np.zeros(8000, dtype=np.float32)
     audio = np.concatenate([part for clip in clips for part in (load_audio(clip, sample_rate=16000), gap)])
     device = InputDevice(index=0, name="command clips", channels=1, default_samplerate=16000.0, is_default=True)
-    app = QApplication.instance() or QApplication([])
+    app = create_application([])
     with tempfile.TemporaryDirectory() as folder:
         settings = QSettings(str(Path(folder) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(
@@ -61,55 +61,29 @@ def main(argv: list[str] | None = None) -> int:
             source_factory=lambda dev, rate: FileSource(audio, sample_rate=rate, realtime=True, loop=True),
         )
         window.show()
-        result: dict = {}
-        started: dict[str, float] = {}
-        stop_timer = QTimer()
-        stop_timer.setSingleShot(True)
-        stop_timer.setTimerType(Qt.TimerType.PreciseTimer)
-
-        def start() -> None:
-            if window.classifier is None:
-                if window.banner.isVisible():  # the model could not be loaded: the banner says why
-                    result["error"] = window.banner.text
-                    app.quit()
-                else:
-                    QTimer.singleShot(100, start)
-                return
-            window.start_listening()
-            started.update(wall=time.perf_counter(), cpu=time.process_time(), paints=window.paint_count)
-            stop_timer.start(round(args.seconds * 1000))
-
-        def stop() -> None:
-            wall = time.perf_counter() - started["wall"]
-            cpu = time.process_time() - started["cpu"]
-            hops = np.array(window.hop_compute_seconds) * 1e3  # the status bar's last 30 hops
-            result.update(
-                model=str(model),
-                backend=window.classifier.backend,
-                seconds=wall,
-                per_hop_compute_ms_median=float(np.median(hops)) if hops.size else None,
-                process_cpu_share_of_one_core=cpu / wall,
-                frames_painted_per_second=(window.paint_count - started["paints"]) / wall,
-                dropped_blocks=window.dropped_blocks,
-                status_bar=window.status_labels["inference"].text(),
-            )
-            window.stop_listening()
-            app.quit()
-
-        stop_timer.timeout.connect(stop)
-        watchdog = QTimer()  # whatever happens, never hang
-        watchdog.setSingleShot(True)
-        watchdog.timeout.connect(app.quit)
-        watchdog.start(round((args.seconds + 60) * 1000))
-        QTimer.singleShot(0, start)
-        app.exec()
-        watchdog.stop()
+        if not process_events_until(app, lambda: window.classifier is not None or bool(window.last_error), 60.0) \
+                or window.classifier is None:
+            print(f"bench_app: the model did not load: {window.last_error or 'timed out'}", file=sys.stderr)
+            window.close()
+            return 1
+        window.start_listening()
+        wall, cpu, paints = time.perf_counter(), time.process_time(), window.paint_count
+        QTimer.singleShot(round(args.seconds * 1000), app.quit)
+        app.exec()  # the measured span runs under the app's own event loop
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        hops = np.array(window.hop_compute_seconds) * 1e3  # the status bar's last 30 hops
+        result = {
+            "model": str(model),
+            "backend": window.classifier.backend,
+            "seconds": wall,
+            "per_hop_compute_ms_median": float(np.median(hops)) if hops.size else None,
+            "process_cpu_share_of_one_core": cpu / wall,
+            "frames_painted_per_second": (window.paint_count - paints) / wall,
+            "dropped_blocks": window.dropped_blocks,
+            "status_bar": window.status_labels["inference"].text(),
+        }
+        window.stop_listening()
         window.close()
-    if "error" in result or not result:
-        limit = args.seconds + 60
-        why = result.get("error") or f"the window did not load {model} and listen within {limit:.0f} s"
-        print(f"bench_app: {why}", file=sys.stderr)
-        return 1
     result["environment"] = environment()
     print(f"app listening {result['seconds']:.0f} s ({result['backend']} backend): per-hop compute "
           f"{result['per_hop_compute_ms_median']:.2f} ms median, process CPU "

@@ -130,13 +130,15 @@ def bench_realtime(classifier, *, hop: float, seconds: float, audio: np.ndarray)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from speechrnn.onnx_backend import BACKENDS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model file (default: the shipped default model)")
     parser.add_argument("--hop", type=float, default=0.1, help="seconds between model evaluations (default 0.1)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument(
-        "--backend", default="auto", choices=("auto", "torch", "onnx"), help="what runs the model (default auto)"
+        "--backend", default="auto", choices=BACKENDS, help="what runs the model (default auto)"
     )
     parser.add_argument(
         "--compute-seconds",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,21 @@ def create_application(argv: Sequence[str] | None = None) -> object:
     app.setStyle("Fusion")
     apply_dark_palette(app)
     return app
+
+
+def process_events_until(app: object, condition: Callable[[], bool], seconds: float) -> bool:
+    """Run ``app``'s events until ``condition()`` is true or ``seconds`` pass; returns the condition.
+
+    For scripts that drive the window without entering its event loop (screenshots, benchmarks).
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if condition():
+            return True
+        time.sleep(0.01)
+    app.processEvents()
+    return bool(condition())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from speechrnn.decisions import DecisionConfig
     from speechrnn.inference import Classifier
     from speechrnn.microphone import AudioSource
-    from speechrnn.streaming import StreamStep
+    from speechrnn.streaming import StreamingRecognizer, StreamStep
 
 #: ``source_factory(device, sample_rate)``: opens the audio source to listen to. ``device`` is
 #: what :func:`speechrnn.microphone.find_input` accepts (None = system default).
@@ -175,25 +175,30 @@ class ListenWorker(QObject):
         with self._lock:
             self._record_seconds = float(seconds)
 
+    def _recognizer(self, classifier: Classifier, decision: DecisionConfig) -> StreamingRecognizer:
+        """A streaming recognizer for ``classifier``, set up on the calling (listening) thread."""
+        from speechrnn.streaming import StreamingRecognizer
+
+        if classifier.device.type == "cpu":
+            import torch
+
+            # One small model call per hop, as in `speechrnn listen`. Set here: the thread count of
+            # torch's OpenMP regions belongs to the calling thread, and with two threads the features
+            # of a hop waited for a core the GUI thread was painting on (3x slower).
+            torch.set_num_threads(1)
+        return StreamingRecognizer(classifier, hop_seconds=self._hop_seconds, decision=decision)
+
     @Slot()
     def run(self) -> None:
         """The listening loop (runs on the worker thread until stopped, finished or failed)."""
         from speechrnn.errors import DeviceError, SpeechRNNError
-        from speechrnn.streaming import StreamingRecognizer
 
         reason = "stopped"
         source = None
         try:
             classifier = self._classifier
-            if classifier.device.type == "cpu":
-                import torch
-
-                # One small model call per hop, as in `speechrnn listen`. Set here: the thread count
-                # of torch's OpenMP regions belongs to the calling thread, and with two threads the
-                # features of a hop waited for a core the GUI thread was painting on (3x slower).
-                torch.set_num_threads(1)
             rate = classifier.feature_config.sample_rate
-            recognizer = StreamingRecognizer(classifier, hop_seconds=self._hop_seconds, decision=self._decision)
+            recognizer = self._recognizer(classifier, self._decision)
             source = self._factory(self._device, rate)
             if int(source.sample_rate) != rate:
                 raise SpeechRNNError(f"{source.name} delivers {source.sample_rate} Hz, the model needs {rate} Hz")
@@ -207,8 +212,7 @@ class ListenWorker(QObject):
                     new_classifier, self._pending_classifier = self._pending_classifier, None
                     record_seconds, self._record_seconds = self._record_seconds, None
                 if new_classifier is not None:
-                    recognizer = StreamingRecognizer(new_classifier, hop_seconds=self._hop_seconds,
-                                                     decision=decision or recognizer.decision)
+                    recognizer = self._recognizer(new_classifier, decision or recognizer.decision)
                 elif decision is not None:
                     recognizer.set_decision(decision)
                 if record_seconds is not None:

@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PySide6.QtCore import QSettings
 
-    from gui.app import create_application
+    from gui.app import create_application, process_events_until
     from gui.main_window import MainWindow
     from speechrnn import default_model_path
     from speechrnn.audio import load_audio
@@ -83,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                             model_path=model, compute_device="cpu")
         window.resize(args.width, args.height)
         window.show()
-        if not _wait(app, lambda: window.classifier is not None, 30.0):
+        if not process_events_until(app, lambda: window.classifier is not None, 30.0):
             print(f"error: the model did not load: {window.last_error}", file=sys.stderr)
             return 1
         files = args.files if args.files is not None else [args.clip[0].parent.parent]
         if files:
             window.classify_paths(files)
-            _wait(app, lambda: not window.is_classifying(), 60.0)
+            process_events_until(app, lambda: not window.is_classifying(), 60.0)
             window.tabs.setCurrentIndex(0)
         if args.threshold is not None:
             window.threshold_slider.setValue(round(args.threshold * 100))
@@ -101,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             return len(window.log_entries) >= len(args.clip) or not window.is_listening
 
         window.start_listening()
-        _wait(app, detected_or_ended, args.timeout)
+        process_events_until(app, detected_or_ended, args.timeout)
         if not window.log_entries:
             top = ", ".join(f"{k} {v:.0%}" for k, v in sorted(best.items(), key=lambda kv: -kv[1])[:3])
             print(f"error: no command detected (highest smoothed probabilities: {top})", file=sys.stderr)
             window.close()
             return 1
-        _wait(app, lambda: False, 0.35)  # let the spectrogram scroll the word into view
+        process_events_until(app, lambda: False, 0.35)  # let the spectrogram scroll the word into view
         args.output.parent.mkdir(parents=True, exist_ok=True)
         if not window.grab().save(str(args.output)):
             print(f"error: cannot write {args.output}", file=sys.stderr)
@@ -116,18 +115,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"played {', '.join(c.parent.name for c in args.clip)}; detected {found}; saved {args.output}")
         window.close()
     return 0
-
-
-def _wait(app: object, condition: object, seconds: float) -> bool:
-    """Run the event loop until ``condition()`` is true or ``seconds`` pass; returns the condition."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        app.processEvents()
-        if condition():
-            return True
-        time.sleep(0.01)
-    app.processEvents()
-    return bool(condition())
 
 
 if __name__ == "__main__":

@@ -1067,6 +1067,8 @@ def _shard_arg(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``speechrnn classify``."""
+    from speechrnn.onnx_backend import BACKENDS
+
     defaults = DecisionConfig()
     parser.epilog = (
         "Clips (up to the model's clip length) get one label; longer recordings are scanned with a "
@@ -1079,7 +1081,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", help="model file (default: the shipped default model)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device (default: auto, CUDA when available)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "int8"), default="auto",
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="what runs the model: auto (ONNX Runtime on the CPU when installed), torch, onnx, "
                              "or int8 (ONNX Runtime with int8 weights: 1.3-1.6x faster on the CPU, answers "
                              "differ from the float model's on 0.1-0.3%% of clips)")

@@ -32,6 +32,7 @@ from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.errors import DeviceError, SpeechRNNError
 from speechrnn.features import FeatureConfig, LogMel, fit_clip
 from speechrnn.model import ModelConfig
+from speechrnn.onnx_backend import BACKENDS, ONNX_BACKENDS
 
 if TYPE_CHECKING:
     from speechrnn.onnx_backend import OnnxRunner
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
-#: Backends that run the model in ONNX Runtime (CPU only).
-ONNX_BACKENDS: tuple[str, ...] = ("onnx", "int8")
 #: Largest batch the ONNX Runtime backend runs; larger batches go to PyTorch. Measured with
 #: benchmarks/bench_latency.py (2-core x86 CPU, one thread, the default LSTM model): ONNX Runtime
 #: is about 2x faster at batch 1-3, 1.4x at 8, 1.1x at 32, and 10-20% slower from 64 on.

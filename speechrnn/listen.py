@@ -257,6 +257,8 @@ def listen(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``speechrnn listen``."""
+    from speechrnn.onnx_backend import BACKENDS
+
     parser.add_argument("--model", help="model file (default: the shipped default model)")
     parser.add_argument(
         "--input", metavar="NAME|INDEX", help="microphone name (substring) or index (default: the system default)"
@@ -266,7 +268,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="compute device for the model (default: auto)"
     )
     parser.add_argument(
-        "--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+        "--backend", default="auto", choices=BACKENDS,
         help="what runs the model: auto, torch, onnx, or int8 (int8 weights: 1.3-1.6x faster on the CPU)",
     )
     parser.add_argument("--threshold", type=float, help="detection threshold in [0, 1] (default: the decision default)")

@@ -57,8 +57,10 @@ if TYPE_CHECKING:
     from speechrnn.checkpoint import Checkpoint
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_OPSET",
     "INPUT_NAME",
+    "ONNX_BACKENDS",
     "OUTPUT_NAMES",
     "OnnxError",
     "OnnxRunner",
@@ -85,6 +87,12 @@ EXPORT_FORMAT_VERSION = 1
 #: Cached exports kept (newest first); older ones are deleted when a new one is written.
 CACHE_KEEP = 16
 INSTALL_HINT = "install them: pip install onnx onnxruntime (dependencies of speechrnn)"
+#: What can run a classifier's model: the ``backend`` of :class:`speechrnn.inference.Classifier` and
+#: every command's ``--backend``. Defined here because this module imports no torch, so command
+#: lines can offer the choices without loading it.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
+#: The backends that run the model in ONNX Runtime (CPU only).
+ONNX_BACKENDS: tuple[str, ...] = ("onnx", "int8")
 #: Graph operators whose weights :func:`quantize_int8` stores as int8 (others stay float32).
 INT8_OPERATORS: tuple[str, ...] = ("LSTM", "GRU", "MatMul", "Gemm")
 

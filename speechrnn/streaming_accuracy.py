@@ -863,6 +863,8 @@ def _ms(seconds: float | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``python -m speechrnn.streaming_accuracy``; returns the exit status."""
+    from speechrnn.onnx_backend import BACKENDS
+
     parser = argparse.ArgumentParser(prog="python -m speechrnn.streaming_accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="Speech Commands folder")
     parser.add_argument("--split", default="testing", choices=("validation", "testing"))
@@ -872,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped default model)")
     parser.add_argument("--hop", type=float, default=0.1, help="seconds between model evaluations (default 0.1)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (default auto: ONNX Runtime on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, help="decision threshold (default: DecisionConfig's)")

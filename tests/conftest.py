@@ -90,6 +90,13 @@ def _train(path: Path, *, seed: int, clips_per_class: int, epochs: int) -> Path:
     return path
 
 
+@pytest.fixture
+def repo_env() -> dict[str, str]:
+    """Environment for a subprocess that runs this checkout's code: the repository first on PYTHONPATH."""
+    repo = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)}
+
+
 @pytest.fixture(scope="module")
 def keep_torch_threads() -> Iterator[None]:
     """Put torch's intra-op thread count back after a module whose commands set it (``listen``, benchmarks)."""

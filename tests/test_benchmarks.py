@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -145,18 +144,16 @@ def test_bench_compare_latency_refuses_two_models_under_one_name(
 
 
 
-def _run_bench_app(*args: str) -> subprocess.CompletedProcess[str]:
+def _run_bench_app(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``benchmarks/bench_app.py`` as a user runs it: its own process, so its Qt application is its own."""
     pytest.importorskip("PySide6")
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(BENCHMARKS.parent), os.environ.get("PYTHONPATH", "")) if p)}
-    return subprocess.run([sys.executable, str(BENCHMARKS / "bench_app.py"), *args], env=env, capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run([sys.executable, str(BENCHMARKS / "bench_app.py"), *args],
+                          env={**env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True, timeout=180)
 
 
-def test_bench_app_listens_in_the_real_window(synthetic_model: Path, tmp_path: Path) -> None:
+def test_bench_app_listens_in_the_real_window(synthetic_model: Path, tmp_path: Path, repo_env: dict[str, str]) -> None:
     out = tmp_path / "app.json"
-    done = _run_bench_app("--model", str(synthetic_model), "--seconds", "1.5", "--out", str(out))
+    done = _run_bench_app(repo_env, "--model", str(synthetic_model), "--seconds", "1.5", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["model"] == str(synthetic_model) and result["backend"] in ("onnx", "torch")
@@ -168,11 +165,11 @@ def test_bench_app_listens_in_the_real_window(synthetic_model: Path, tmp_path: P
     assert "per-hop compute" in done.stdout
 
 
-def test_bench_app_names_a_bad_model_file(tmp_path: Path) -> None:
+def test_bench_app_names_a_bad_model_file(tmp_path: Path, repo_env: dict[str, str]) -> None:
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a model")
     out = tmp_path / "app.json"
-    done = _run_bench_app("--model", str(bad), "--seconds", "1", "--out", str(out))
+    done = _run_bench_app(repo_env, "--model", str(bad), "--seconds", "1", "--out", str(out))
     assert done.returncode == 1
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("bench_app:")]  # Qt may add its own
     assert "broken.pt" in line and "not a readable model file" in line and not out.exists()

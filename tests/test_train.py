@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -23,11 +22,6 @@ from training.evaluate import evaluate
 from training.train import TrainingError, WeightAverage, lr_factor, main, train
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _pythonpath() -> str:
-    """PYTHONPATH for a training subprocess: the repository first, then whatever the caller had."""
-    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +164,15 @@ def test_init_from_starts_where_the_given_model_left_off(tree: Path, tmp_path: P
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_restores_state_and_keeps_the_log(tree: Path, tmp_path: Path) -> None:
+def test_resume_after_sigkill_restores_state_and_keeps_the_log(
+    tree: Path, tmp_path: Path, repo_env: dict[str, str]
+) -> None:
     out = tmp_path / "run"
     args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 4, "model.hidden_size": 16, "optim.ema_decay": 0.9})
     command = [sys.executable, "-m", "training.train", "--out", str(out), "--quiet"]
     for item in args:
         command += ["--set", item]
-    env = {**os.environ, "PYTHONPATH": _pythonpath()}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=REPO, env=repo_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     last = out / "last.pt"
     deadline = time.monotonic() + 120
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -248,7 +243,7 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path, capsys: pytest.Captu
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_on_cpu(tree: Path, tmp_path: Path) -> None:
+def test_ddp_two_processes_on_cpu(tree: Path, tmp_path: Path, repo_env: dict[str, str]) -> None:
     out = tmp_path / "ddp"
     args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 2, "model.hidden_size": 16})
     # decode once here so the two processes share the cache
@@ -263,7 +258,7 @@ def test_ddp_two_processes_on_cpu(tree: Path, tmp_path: Path) -> None:
     ]  # fmt: skip
     for item in args:
         command += ["--set", item]
-    env = {**os.environ, "PYTHONPATH": _pythonpath(), "OMP_NUM_THREADS": "1"}
+    env = {**repo_env, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = _read_csv(out / "log.csv")

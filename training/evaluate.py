@@ -304,6 +304,8 @@ def evaluate(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m training.evaluate`` argument parser."""
+    from speechrnn.onnx_backend import BACKENDS
+
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
         description="Accuracy, per-class precision/recall/F1 and a confusion matrix of a model file.",
@@ -315,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="testing", choices=("testing", "validation", "training"))
     parser.add_argument("--out", type=Path, help="output folder for report.json and confusion.png (default: eval/)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (int8: int8 weights in ONNX Runtime, CPU only)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -849,6 +849,8 @@ def run_robustness(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m training.robustness`` argument parser."""
+    from speechrnn.onnx_backend import BACKENDS
+
     parser = argparse.ArgumentParser(
         prog="python -m training.robustness",
         description="Measure how a model rejects words it never learned (-> _unknown_) and background "
@@ -859,7 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="write the report as JSON here")
     parser.add_argument("--seed", type=int, default=0, help="evaluation-set seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (default auto)")
     parser.add_argument("--cache-dir", help=f"where the generated sets are cached (default {default_cache_dir()})")
     parser.add_argument("--per-word", type=int, default=OOV_PER_WORD, help="synthetic renderings per OOV word")
