@@ -38,7 +38,13 @@ if TYPE_CHECKING:
 __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "audio_info", "iter_audio_blocks", "load_audio"]
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
-    {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".aiff", ".aif", ".au", ".wma", ".webm"}
+    {
+        # libsndfile
+        ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd",
+        ".caf", ".w64", ".rf64",
+        # ffmpeg (through librosa/audioread)
+        ".m4a", ".aac", ".wma", ".webm",
+    }
 )
 """Lower-case file extensions (with the dot) treated as audio when scanning folders."""
 

@@ -4,20 +4,27 @@ Every file :mod:`speechrnn.audio` reads (any sample rate, any channel count) is 
 
 - a **clip** (at most the model's clip length, 1 s for the shipped model) gets one prediction:
   the most probable label, its probability and the top-k labels;
-- a **long recording** is scanned with a sliding window (one model window every ``hop``, 0.1 s
-  by default) and the windows' probabilities go through :class:`speechrnn.decisions.CommandDecider`,
-  the same smoothing, threshold and suppression as live listening, giving a list of detections.
-  The windows and their times are exactly those of :class:`speechrnn.streaming.StreamingRecognizer`
-  fed with the same audio (the first windows are left-padded with the features of silence), so
-  a file gives the detections a live listener would have given. Memory stays bounded: the file is
-  read in blocks (:func:`speechrnn.audio.iter_audio_blocks`), features are computed per block and
-  windows are strided views of the frame sequence.
+- a **short recording** (longer than a clip, at most ``clip_max_seconds``, 2 s by default) is
+  taken as one spoken word: its loudest clip-length window (:func:`speechrnn.trim.loudest_window`,
+  how Speech Commands' clips were cut from their recordings) gets one prediction like a clip, so
+  a one-second clip saved with a little padding, or re-encoded by a lossy codec that adds a few
+  milliseconds, is classified as well as the clip itself;
+- a **long recording** (longer than ``clip_max_seconds``) is scanned with a sliding window (one
+  model window every ``hop``, 0.1 s by default) and the windows' probabilities go through
+  :class:`speechrnn.decisions.CommandDecider`, the same smoothing, threshold and suppression as
+  live listening, giving a list of detections. The windows and their times are exactly those of
+  :class:`speechrnn.streaming.StreamingRecognizer` fed with the same audio (the first windows are
+  left-padded with the features of silence), so a file gives the detections a live listener
+  would have given. Memory stays bounded: the file is read in blocks
+  (:func:`speechrnn.audio.iter_audio_blocks`), features are computed per block and windows are
+  strided views of the frame sequence.
 
 Files are processed in chunks (``--batch-size`` files): the clips of a chunk are decoded and go
 through the batched :class:`~speechrnn.features.LogMel` and the model together. Chunks run in
 parallel in worker processes (``--workers``, one per CPU core by default) forked from the main
 process once it has loaded the model, each on one torch thread (``--threads``); the main process
-writes their records in order. Small jobs (up to 64 files) and GPU runs stay in one process.
+writes their records in order. Small jobs (up to 64 files) and GPU runs stay in one process,
+which hands out each record as soon as its file is done.
 
 Output schema
 -------------
@@ -25,10 +32,11 @@ One record per input file, in sorted path order (the same order in every format)
 
     {
       "path": "clips/yes/0a7c2a8d_nohash_0.wav",   # the file, as found or named
-      "label": "yes",           # clip: the most probable class; long file: the best detection's
-                                # label, or "_silence_"/"_unknown_" (whichever had the higher mean
-                                # probability over the windows) when nothing was detected;
-                                # null when the file could not be classified
+      "label": "yes",           # clip or short recording: the most probable class; long file:
+                                # the best detection's label, or "_silence_"/"_unknown_"
+                                # (whichever had the higher mean probability over the windows)
+                                # when nothing was detected; null when the file could not be
+                                # classified
       "score": 0.973,           # clip: the label's probability; long file: the best detection's
                                 # averaged probability, or the mean probability of the
                                 # "_silence_"/"_unknown_" label; null on error
@@ -58,7 +66,10 @@ for anything else (pipes, other names).
 Exit status: 0 when every file was classified, 1 when any file failed (each failure is also one
 ``path: reason`` line on stderr), 2 for bad usage (bad arguments, no files found, bad ``--shard``,
 an unreadable model file, an unavailable device, an unwritable output), 130 when interrupted
-(Ctrl-C; the records finished so far are written, in order).
+(Ctrl-C; the records finished so far are written, in order). Folders that cannot be listed are
+reported as ``path: reason`` lines on stderr (exit status 1) and the files found elsewhere are
+still classified. When the reader of the output goes away (``speechrnn classify ... | head``) the
+command stops quietly.
 
 ``--shard K/N`` (K from 1 to N) keeps the K-th of N contiguous, near-equal blocks of the sorted
 file list, so the outputs of shards 1..N concatenated in order are the output of the whole run.
@@ -115,6 +126,8 @@ _EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjso
 # Clips per LogMel call on the CPU: larger batches fall out of the cache.
 _CPU_FEATURE_BATCH = 32
 _BLOCK_SECONDS = 10.0
+#: Default longest recording taken as one word (its loudest clip-length window), seconds.
+CLIP_MAX_SECONDS = 2.0
 
 
 class UsageError(SpeechRNNError):
@@ -224,18 +237,28 @@ class FileRecord:
 # ------------------------------------------------------------------------------------------------
 
 
-def collect_audio_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[str]:
+def collect_audio_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    recursive: bool = False,
+    on_error: Callable[[str, str], None] | None = None,
+) -> list[str]:
     """The sorted list of files to classify.
 
     Folders are searched for files whose extension is in
     :data:`speechrnn.audio.AUDIO_EXTENSIONS` (case-insensitive; hidden files and folders are
-    skipped), including subfolders when ``recursive``. Every other path is kept as named,
-    whatever its extension; a missing one gets an error record when classified.
+    skipped), including subfolders when ``recursive`` (symbolic links to folders are followed,
+    each real folder once). Every other path is kept as named, whatever its extension; a missing
+    one gets an error record when classified. The same file named twice (``f``, ``./f``) is
+    kept once.
 
     Parameters
     ----------
     paths : iterable of path-like
     recursive : bool
+    on_error : callable, optional
+        Called with ``(folder, reason)`` for each folder that cannot be listed (no permission,
+        a link loop, ...); the search goes on. By default a :class:`RuntimeWarning` is issued.
 
     Returns
     -------
@@ -249,35 +272,61 @@ def collect_audio_files(paths: Iterable[str | os.PathLike[str]], *, recursive: b
     """
     from speechrnn.audio import AUDIO_EXTENSIONS
 
-    found: set[str] = set()
+    def report(folder: str, exc: OSError) -> None:
+        reason = f"cannot list folder ({exc.strerror or type(exc).__name__})"
+        if on_error is None:
+            warnings.warn(f"{folder}: {reason}", RuntimeWarning, stacklevel=3)
+        else:
+            on_error(folder, reason)
+
+    def is_audio(name: str) -> bool:
+        return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+    found: dict[str, str] = {}  # normalized absolute path -> the path as found
     skipped_folders = False
+
+    def add(path: str) -> None:
+        found.setdefault(os.path.normcase(os.path.abspath(path)), path)
+
     names = [os.fspath(p) for p in paths]
     for name in names:
         if not os.path.isdir(name):
-            found.add(name)
+            add(name)
             continue
         if recursive:
-            for folder, dirs, files in os.walk(name):
+            seen: set[str] = set()
+            for folder, dirs, files in os.walk(name, onerror=lambda exc, top=name: report(exc.filename or top, exc),
+                                               followlinks=True):
+                real = os.path.realpath(folder)
+                if real in seen:  # a link back to a folder already searched
+                    dirs[:] = []
+                    continue
+                seen.add(real)
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found.update(
-                    os.path.join(folder, f)
-                    for f in files
-                    if not f.startswith(".") and os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS
-                )
-        else:
+                for f in files:
+                    if is_audio(f):
+                        add(os.path.join(folder, f))
+            continue
+        try:
             with os.scandir(name) as entries:
                 for entry in entries:
                     if entry.name.startswith("."):
                         continue
-                    if entry.is_dir():
+                    try:
+                        folder_entry = entry.is_dir()
+                    except OSError:  # a link loop or an unreadable target: classify it and say why
+                        folder_entry = False
+                    if folder_entry:
                         skipped_folders = True
-                    elif os.path.splitext(entry.name)[1].lower() in AUDIO_EXTENSIONS:
-                        found.add(os.path.join(name, entry.name))
+                    elif is_audio(entry.name):
+                        add(os.path.join(name, entry.name))
+        except OSError as exc:
+            report(name, exc)
     if not found:
         where = ", ".join(names) if names else "(no paths given)"
         hint = " (add --recursive to search subfolders)" if skipped_folders else ""
         raise UsageError(f"no audio files found in {where}{hint}")
-    return sorted(found)
+    return sorted(found.values())
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -319,24 +368,29 @@ def _one_line(text: str, limit: int = 160) -> str:
 
 
 def _decode_chunk(
-    paths: Sequence[str], sample_rate: int, clip_samples: int
+    paths: Sequence[str], sample_rate: int, clip_samples: int, max_samples: int
 ) -> tuple[np.ndarray, list[tuple[str, Any]]]:
     """Decode a chunk of files for the clip path.
+
+    Files of at most ``max_samples`` (>= ``clip_samples``) are clips: a longer one is cut to its
+    loudest ``clip_samples`` window.
 
     Returns
     -------
     clips : np.ndarray, shape (n_clips, clip_samples), float32
         The files that are clips, zero-padded at the end, in order.
     entries : list of (kind, value)
-        One per path: ``("clip", n_samples)``, ``("long", None)`` (longer than a clip: scanned
-        later, block by block) or ``("error", reason)``.
+        One per path: ``("clip", n_samples)`` (the file's length), ``("long", None)`` (longer
+        than ``max_samples``: scanned later, block by block) or ``("error", reason)``.
     """
     from speechrnn.audio import load_audio
+    from speechrnn.trim import loudest_window
 
     clips = np.zeros((len(paths), clip_samples), dtype=np.float32)
     entries: list[tuple[str, Any]] = []
     n = 0
-    max_seconds = (clip_samples + 1) / sample_rate  # one sample more tells a long file apart
+    max_samples = max(max_samples, clip_samples)
+    max_seconds = (max_samples + 1) / sample_rate  # one sample more tells a long file apart
     for path in paths:
         try:
             audio = load_audio(path, sample_rate=sample_rate, max_seconds=max_seconds)
@@ -346,10 +400,12 @@ def _decode_chunk(
         except (OSError, RuntimeError, ValueError, MemoryError) as exc:
             entries.append(("error", _one_line(f"cannot read audio ({type(exc).__name__}: {exc})")))
             continue
-        if audio.shape[0] > clip_samples:
+        if audio.shape[0] > max_samples:
             entries.append(("long", None))
             continue
-        clips[n, : audio.shape[0]] = audio
+        start = loudest_window(audio, clip_samples)
+        window = audio[start : start + clip_samples]
+        clips[n, : window.shape[0]] = window
         entries.append(("clip", int(audio.shape[0])))
         n += 1
     return clips[:n], entries
@@ -370,6 +426,7 @@ class _ChunkOptions:
     decision: DecisionConfig | None
     hop_seconds: float
     batch_size: int
+    clip_max_seconds: float = CLIP_MAX_SECONDS
 
 
 # Per-process state of the worker processes: the classifier, set once by the pool initializer in
@@ -388,7 +445,7 @@ def _worker_init(classifier: Classifier, threads: int) -> None:
 
 def _worker_chunk(paths: list[str], options: _ChunkOptions) -> list[FileRecord]:
     """Classify one chunk in a worker process."""
-    return _classify_chunk(_WORKER_STATE["classifier"], paths, options)
+    return list(_iter_chunk(_WORKER_STATE["classifier"], paths, options))
 
 
 def _stop_pool(executor: Executor, *, now: bool) -> None:
@@ -435,6 +492,7 @@ def scan_audio(
     hop_seconds: float = 0.1,
     decision: DecisionConfig | None = None,
     batch_size: int = 256,
+    on_progress: Callable[[float], None] | None = None,
 ) -> ScanResult:
     """Scan a recording with a sliding model window and decide on detections.
 
@@ -458,6 +516,8 @@ def scan_audio(
         Averaging, threshold and suppression (defaults when omitted).
     batch_size : int
         Windows per model call.
+    on_progress : callable, optional
+        Called with the seconds of audio scanned so far after each block.
 
     Returns
     -------
@@ -532,6 +592,8 @@ def scan_audio(
                 if drop > 0:
                     buffer = buffer[drop:].clone()  # keep only what later windows need
                     first += drop
+            if on_progress is not None:
+                on_progress(total / rate)
     if not all_times:
         need = ((hop - 1) * hl + n_fft) / rate
         raise ValueError(f"{total / rate:.3f} s of audio is too short to scan (need at least {need:.3f} s)")
@@ -578,11 +640,14 @@ def iter_classify(
     hop_seconds: float = 0.1,
     threads: int | None = None,
     on_loaded: Callable[[tuple[str, ...]], None] | None = None,
+    clip_max_seconds: float = CLIP_MAX_SECONDS,
+    on_scan: Callable[[str, float], None] | None = None,
 ) -> Iterator[FileRecord]:
     """Classify files and yield one record per file, in the order of ``files``.
 
-    Files are handled in chunks of ``batch_size``: the clips of a chunk are decoded and classified
-    in one model batch, longer files are scanned with :func:`scan_audio`. Chunks run in parallel
+    Files are handled in chunks of ``batch_size``: the clips of a chunk (and the loudest window of
+    each recording of at most ``clip_max_seconds``) are decoded and classified in one model batch,
+    longer files are scanned with :func:`scan_audio`. Chunks run in parallel
     in ``workers`` processes (forked with the loaded model) and records come back in order.
     A file that cannot be read gives a record with ``error`` set; the rest go on.
     Close the generator (or exhaust it) to stop the workers.
@@ -615,6 +680,13 @@ def iter_classify(
         ``workers`` is 0 (default: leave torch's setting; restored afterwards).
     on_loaded : callable, optional
         Called with the model's labels once the model is loaded, before the first record.
+    clip_max_seconds : float
+        Longest recording classified as one word (its loudest clip-length window), seconds;
+        longer ones are scanned for detections. At most the clip length scans every file longer
+        than a clip.
+    on_scan : callable, optional
+        Called with ``(path, seconds scanned)`` while a long recording is scanned in this
+        process (not from worker processes), e.g. to show progress within a long file.
 
     Yields
     ------
@@ -627,7 +699,10 @@ def iter_classify(
     """
     if batch_size < 1 or top_k < 1:
         raise ValueError("batch_size and top_k must be >= 1")
-    options = _ChunkOptions(top_k=top_k, decision=decision, hop_seconds=hop_seconds, batch_size=batch_size)
+    if not clip_max_seconds >= 0:
+        raise ValueError(f"clip_max_seconds must be >= 0, got {clip_max_seconds!r}")
+    options = _ChunkOptions(top_k=top_k, decision=decision, hop_seconds=hop_seconds, batch_size=batch_size,
+                            clip_max_seconds=clip_max_seconds)
     files = list(files)
     chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
     n_workers = _auto_workers(len(files)) if workers is None else max(0, int(workers))
@@ -648,7 +723,7 @@ def iter_classify(
             if threads is not None:
                 torch.set_num_threads(threads)
             for chunk in chunks:
-                yield from _classify_chunk(classifier, chunk, options)
+                yield from _iter_chunk(classifier, chunk, options, on_scan=on_scan)
         finally:
             torch.set_num_threads(previous)
         return
@@ -685,7 +760,7 @@ def iter_classify(
                 warnings.warn("a worker process died; classifying the remaining files in the main process",
                               RuntimeWarning, stacklevel=2)
                 for chunk in chunks[consumed:]:
-                    yield from _classify_chunk(classifier, chunk, options)
+                    yield from _iter_chunk(classifier, chunk, options, on_scan=on_scan)
                 return
             consumed += 1
             fill()
@@ -698,13 +773,18 @@ def iter_classify(
     _stop_pool(executor, now=False)
 
 
-def _classify_chunk(classifier: Classifier, paths: list[str], options: _ChunkOptions) -> list[FileRecord]:
-    """Records for a chunk of files: clips in one model batch, long files scanned, errors reported."""
+def _iter_chunk(classifier: Classifier, paths: list[str], options: _ChunkOptions, *,
+                on_scan: Callable[[str, float], None] | None = None) -> Iterator[FileRecord]:
+    """Records for a chunk of files, in order, each yielded as soon as it is done.
+
+    Clips go through the model in one batch, long files are scanned, unreadable files get an
+    error record.
+    """
     cfg = classifier.feature_config
     labels = tuple(classifier.labels)
-    clips, entries = _decode_chunk(paths, cfg.sample_rate, cfg.clip_samples)
+    max_samples = round(options.clip_max_seconds * cfg.sample_rate)
+    clips, entries = _decode_chunk(paths, cfg.sample_rate, cfg.clip_samples, max_samples)
     probabilities = _clip_probabilities(classifier, clips) if clips.shape[0] else None
-    records = []
     row = 0
     for path, (kind, value) in zip(paths, entries, strict=True):
         if kind == "clip":
@@ -712,24 +792,28 @@ def _classify_chunk(classifier: Classifier, paths: list[str], options: _ChunkOpt
             p = probabilities[row]
             row += 1
             best = int(p.argmax())
-            records.append(FileRecord(path=path, label=labels[best], score=float(p[best]),
-                                      top_k=_top_k(p, labels, options.top_k), duration=value / cfg.sample_rate))
+            yield FileRecord(path=path, label=labels[best], score=float(p[best]),
+                             top_k=_top_k(p, labels, options.top_k), duration=value / cfg.sample_rate)
         elif kind == "long":
-            records.append(_scan_file(classifier, path, top_k=options.top_k, decision=options.decision,
-                                      hop_seconds=options.hop_seconds, batch_size=options.batch_size))
+            yield _scan_file(classifier, path, top_k=options.top_k, decision=options.decision,
+                             hop_seconds=options.hop_seconds, batch_size=options.batch_size, on_scan=on_scan)
         else:
-            records.append(FileRecord(path=path, error=str(value)))
-    return records
+            yield FileRecord(path=path, error=str(value))
 
 
 def _scan_file(classifier: Classifier, path: str, *, top_k: int, decision: DecisionConfig | None,
-               hop_seconds: float, batch_size: int) -> FileRecord:
+               hop_seconds: float, batch_size: int,
+               on_scan: Callable[[str, float], None] | None = None) -> FileRecord:
+    from functools import partial
+
     from speechrnn.audio import iter_audio_blocks
 
     cfg = classifier.feature_config
+    progress = None if on_scan is None else partial(on_scan, path)
     try:
         blocks = iter_audio_blocks(path, sample_rate=cfg.sample_rate, block_seconds=_BLOCK_SECONDS)
-        result = scan_audio(classifier, blocks, hop_seconds=hop_seconds, decision=decision, batch_size=batch_size)
+        result = scan_audio(classifier, blocks, hop_seconds=hop_seconds, decision=decision, batch_size=batch_size,
+                            on_progress=progress)
     except AudioError as exc:
         return FileRecord(path=path, error=_one_line(exc.reason))
     except (OSError, RuntimeError, ValueError, MemoryError) as exc:
@@ -889,6 +973,7 @@ def run_classify(
     quiet: bool = False,
     shard: str | tuple[int, int] | None = None,
     threads: int | None = None,
+    clip_max_seconds: float = CLIP_MAX_SECONDS,
     classifier: Classifier | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -915,10 +1000,12 @@ def run_classify(
     threshold : float, optional
         Detection threshold for long files (default :class:`DecisionConfig`'s).
     quiet : bool
-        No progress bar.
+        No progress bar (it is only drawn when ``stderr`` is a terminal anyway).
     shard : "K/N" or (K, N), optional
     threads : int, optional
         Torch threads per process, as :func:`iter_classify`.
+    clip_max_seconds : float
+        Longest recording classified as one word, as :func:`iter_classify`.
     classifier : Classifier, optional
         Use this loaded model instead of ``model``/``device``.
     stdout, stderr : text streams, optional
@@ -931,15 +1018,22 @@ def run_classify(
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    unlisted: list[str] = []
 
     def fail(message: str) -> int:
         print(f"speechrnn classify: error: {message}", file=stderr)
         return 2
 
+    def folder_error(folder: str, reason: str) -> None:
+        unlisted.append(folder)
+        print(f"{folder}: {reason}", file=stderr)
+
     try:
         decision = DecisionConfig() if threshold is None else DecisionConfig(threshold=threshold)
         if top_k < 1 or batch_size < 1 or not hop_seconds > 0:
             raise UsageError("--top-k and --batch-size must be >= 1 and --hop positive")
+        if not clip_max_seconds >= 0:
+            raise UsageError("--clip-max must be >= 0")
         if workers is not None and workers < 0:
             raise UsageError("--workers must be >= 0")
         if threads is not None and threads < 1:
@@ -947,7 +1041,7 @@ def run_classify(
         if fmt is not None and fmt not in FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
         shard_value = parse_shard(shard) if isinstance(shard, str) else shard
-        files = shard_files(collect_audio_files(paths, recursive=recursive), shard_value)
+        files = shard_files(collect_audio_files(paths, recursive=recursive, on_error=folder_error), shard_value)
     except (UsageError, ValueError) as exc:
         return fail(str(exc))
     out_name = None if output is None else os.fspath(output)
@@ -972,14 +1066,32 @@ def run_classify(
         path_width = max((len(p) for p in files), default=4)
         label_width = max((len(label) for label in labels), default=5)
         writer = _Writer(stream, chosen, path_width=path_width, label_width=label_width)
-        if not quiet and len(files) > 1 and bool(getattr(stderr, "isatty", lambda: False)()):
+        if not quiet and bool(getattr(stderr, "isatty", lambda: False)()):
             from tqdm import tqdm
 
             progress = tqdm(total=len(files), unit="file", file=stderr, dynamic_ncols=True, leave=False)
 
+    lengths: dict[str, float | None] = {}
+
+    def scanning(path: str, seconds: float) -> None:
+        """Progress within a long recording (scanned in this process): 'name 120/600 s'."""
+        if progress is None:
+            return
+        if path not in lengths:
+            from speechrnn.audio import audio_info
+
+            try:
+                lengths[path] = audio_info(path).duration_seconds
+            except (SpeechRNNError, OSError, RuntimeError, ValueError):
+                lengths[path] = None
+        total = lengths[path]
+        of = f"/{total:.0f}" if total else ""
+        progress.set_postfix_str(f"{os.path.basename(path)} {seconds:.0f}{of} s")
+
     records = iter_classify(files, classifier=classifier, model=model, device=device, backend=backend, top_k=top_k,
                             batch_size=batch_size, workers=workers, decision=decision, hop_seconds=hop_seconds,
-                            threads=threads, on_loaded=loaded)
+                            threads=threads, on_loaded=loaded, clip_max_seconds=clip_max_seconds,
+                            on_scan=scanning)
     try:
         for record in records:
             assert writer is not None
@@ -992,6 +1104,7 @@ def run_classify(
                 else:
                     print(message, file=stderr)
             if progress is not None:
+                progress.set_postfix_str("", refresh=False)
                 progress.update(1)
     except SpeechRNNError as exc:  # the model, the device or the output: before any record
         if writer is not None and writer.count:
@@ -1016,7 +1129,7 @@ def run_classify(
         done = writer.count if writer is not None else 0
         print(f"speechrnn classify: interrupted after {done} of {len(files)} files", file=stderr)
         return 130
-    return 1 if failed else 0
+    return 1 if failed or unlisted else 0
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -1058,6 +1171,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _shard_arg(text: str) -> tuple[int, int]:
     try:
         return parse_shard(text)
@@ -1071,7 +1194,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = DecisionConfig()
     parser.epilog = (
-        "Clips (up to the model's clip length) get one label; longer recordings are scanned with a "
+        "Clips (up to the model's clip length) get one label, and so do recordings of up to --clip-max "
+        "seconds (their loudest clip-length window); longer recordings are scanned with a "
         "sliding window and get a list of detections. Output: one record per file, in sorted path "
         "order. Exit status: 0 all files classified, 1 some failed, 2 bad usage, 130 interrupted."
     )
@@ -1102,6 +1226,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"detection threshold for long recordings (default: {defaults.threshold})")
     parser.add_argument("--hop", type=_positive_float, default=0.1, metavar="SECONDS", dest="hop_seconds",
                         help="sliding-window hop for long recordings (default: 0.1)")
+    parser.add_argument("--clip-max", type=_non_negative_float, default=CLIP_MAX_SECONDS, metavar="SECONDS",
+                        dest="clip_max_seconds",
+                        help="recordings up to this long hold one word: their loudest one-second window gets "
+                             f"one label like a clip; longer ones are scanned (default: {CLIP_MAX_SECONDS:g}; "
+                             "0 scans everything longer than a clip)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--shard", type=_shard_arg, default=None, metavar="K/N",
                         help="classify only the K-th of N contiguous blocks of the sorted file list "
@@ -1126,5 +1255,6 @@ def run_from_args(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         shard=args.shard,
         threads=args.threads,
+        clip_max_seconds=args.clip_max_seconds,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`speechrnn classify ... | head`): stop quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a command killed by the broken pipe would report
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device so that Python's flush at exit cannot fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real stdout file descriptor
+        pass
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ class Detection:
         Stream time of the decision, seconds: the end of the audio that completed it.
     start, end : float
         Span, in seconds, of the model window in the averaging window that scored this label
-        highest: where the word most likely is.
+        highest: where the word most likely is (``start`` is never before 0, the start of the
+        stream, even when that window reached back past it).
     """
 
     label: str
@@ -163,7 +164,8 @@ class CommandDecider:
         best_time = max(self._history, key=lambda item: item[1][top])[0]
         self._last_label, self._last_time, self._armed = label, time, False
         return Detection(
-            label=label, score=score, time=time, start=best_time - self.window_seconds, end=best_time
+            label=label, score=score, time=time, start=max(0.0, best_time - self.window_seconds),
+            end=best_time
         )
 
 

@@ -8,6 +8,9 @@ take is cut the same way whichever path recorded it:
 - :func:`check_recording` lists the problems that make a take useless for teaching a word:
   silent, clipped, only steady noise, too short, too long.
 
+:func:`loudest_window` finds the model-length window of a short recording that holds the word
+(``speechrnn classify`` uses it for files a little longer than a clip).
+
 Levels are measured on 25 ms frames every 10 ms (RMS, in dB relative to full scale, 1.0).
 """
 
@@ -22,6 +25,7 @@ __all__ = [
     "check_recording",
     "find_speech",
     "frame_levels_db",
+    "loudest_window",
     "trim_to_speech",
 ]
 
@@ -228,3 +232,43 @@ def check_recording(audio: np.ndarray, sample_rate: int, *, min_speech_seconds: 
             "say the word once, alone, in a quiet moment"
         )
     return problems
+
+
+def loudest_window(audio: np.ndarray, length: int, *, tolerance: float = 0.01) -> int:
+    """Start of the ``length``-sample window that holds the most energy, centred on its plateau.
+
+    This is how Speech Commands' one-second clips were cut from longer recordings (the loudest
+    section). When a word is shorter than the window, every window that holds the whole word has
+    about the same energy; the middle of that run of windows (energy within ``tolerance`` of the
+    maximum) is returned, so the word sits near the centre as in the training clips.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (n,)
+        Mono float audio.
+    length : int
+        Window length, samples (>= 1).
+    tolerance : float
+        Relative energy below the maximum that still counts as "as loud", in [0, 1).
+
+    Returns
+    -------
+    int
+        Sample index of the window's start, in ``[0, max(0, n - length)]`` (0 when the audio is
+        not longer than the window).
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    audio = np.asarray(audio, dtype=np.float64).reshape(-1)
+    if audio.size <= length:
+        return 0
+    centred = audio - audio.mean()  # a DC offset adds the same energy everywhere but must not win
+    cumulative = np.concatenate([[0.0], np.cumsum(centred**2)])
+    energy = cumulative[length:] - cumulative[:-length]  # (n - length + 1,) one per start
+    best = int(energy.argmax())
+    quieter = np.flatnonzero(energy < energy[best] * (1.0 - tolerance))
+    before = quieter[quieter < best]
+    after = quieter[quieter > best]
+    low = int(before[-1]) + 1 if before.size else 0
+    high = int(after[0]) - 1 if after.size else energy.size - 1
+    return (low + high) // 2

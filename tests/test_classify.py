@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +227,74 @@ def test_long_file_without_commands_is_silence(classifier, tmp_path) -> None:
     assert record.detections == () and record.label == "_silence_"
 
 
+def test_short_recording_is_classified_like_its_clip(classifier, tmp_path, monkeypatch) -> None:
+    """A clip saved with 0.2 s before and 0.1 s after it is one word: its loudest one-second window
+    gets one answer like the clip; only files longer than clip_max_seconds are scanned."""
+    import speechrnn.classify as classify
+
+    rng = np.random.default_rng(14)
+    files = []
+    for label in WORDS:
+        clip = make_class_clip(label, rng)
+        files.append(write_wav(tmp_path / f"{label}_clip.wav", clip))
+        padded = np.concatenate([np.zeros(round(0.2 * SAMPLE_RATE)), clip, np.zeros(round(0.1 * SAMPLE_RATE))])
+        files.append(write_wav(tmp_path / f"{label}_padded.wav", padded.astype(np.float32)))
+    scanned = []
+    real_scan = classify.scan_audio
+
+    def spy(*args, **kwargs):
+        scanned.append(1)
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "scan_audio", spy)
+    records = {Path(r.path).stem: r for r in classify_files(files, classifier=classifier, workers=0)}
+    assert not scanned
+    for label in WORDS:
+        clip, padded = records[f"{label}_clip"], records[f"{label}_padded"]
+        assert clip.label == padded.label == label, (clip, padded)
+        assert padded.duration == pytest.approx(1.3, abs=1e-3) and padded.detections == ()
+    classify_files(files, classifier=classifier, workers=0, clip_max_seconds=1.0)
+    assert len(scanned) == len(WORDS)  # now the padded files are scanned, the clips still are not
+
+
+def test_records_come_out_as_files_finish(classifier, long_recording, tmp_path, monkeypatch) -> None:
+    """In one process each record is handed out when its file is done: Ctrl-C during a long
+    recording keeps the clips classified before it."""
+    import speechrnn.classify as classify
+
+    rng = np.random.default_rng(6)
+    write_wav(tmp_path / "in" / "a.wav", make_class_clip("rise", rng))
+    write_wav(tmp_path / "in" / "b.wav", make_class_clip("tone", rng))
+    write_wav(tmp_path / "in" / "c_long.wav", long_recording[0])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classify, "scan_audio", interrupted)
+    status, text, err = run(classifier, [tmp_path / "in"], tmp_path, "json")
+    assert status == 130 and "interrupted after 2 of 3" in err
+    assert [(Path(r["path"]).name, r["label"]) for r in json.loads(text)] == [("a.wav", "rise"), ("b.wav", "tone")]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_within_a_long_recording(classifier, long_recording, tmp_path) -> None:
+    """On a terminal the progress bar says how far into a long recording the scan is."""
+    path = write_wav(tmp_path / "long.wav", long_recording[0])
+    err = _Terminal()
+    status = run_classify(paths=[path], classifier=classifier, fmt="jsonl", output=tmp_path / "out.jsonl",
+                          workers=0, stderr=err)
+    assert status == 0
+    assert "long.wav 10/20 s" in err.getvalue() and "long.wav 20/20 s" in err.getvalue()
+    quiet = _Terminal()
+    run_classify(paths=[path], classifier=classifier, fmt="jsonl", output=tmp_path / "out.jsonl", workers=0,
+                 stderr=quiet, quiet=True)
+    assert quiet.getvalue() == ""
+
+
 def assert_same_detections(found, expected) -> None:
     assert [(d.label, d.time, d.start, d.end) for d in found] == [(d.label, d.time, d.start, d.end) for d in expected]
     assert [d.score for d in found] == pytest.approx([d.score for d in expected], abs=1e-5)
@@ -284,6 +355,59 @@ def test_no_files_and_recursion(classifier, tmp_path) -> None:
     assert "--recursive" in err.getvalue()
     status, text, _ = run(classifier, [tmp_path / "nested"], tmp_path, "jsonl", recursive=True)
     assert status == 0 and json.loads(text)["label"] == "tone"
+
+
+def test_folder_links_loops_and_duplicates(classifier, tmp_path) -> None:
+    """Linked folders are searched once each, a link loop is a file that gets its one-line error,
+    and a file named twice is classified once."""
+    rng = np.random.default_rng(2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_wav(a / "x.wav", make_class_clip("tone", rng))
+    write_wav(b / "y.wav", make_class_clip("rise", rng))
+    (a / "again").symlink_to(a, target_is_directory=True)  # a loop back to the folder itself
+    (a / "other").symlink_to(b, target_is_directory=True)  # a linked folder
+    (a / "self.wav").symlink_to(a / "self.wav")  # a link to itself
+    expected = sorted(str(p) for p in (a / "other" / "y.wav", a / "self.wav", a / "x.wav"))
+    assert collect_audio_files([a], recursive=True) == expected
+    assert collect_audio_files([a]) == sorted([str(a / "self.wav"), str(a / "x.wav")])
+    assert collect_audio_files([a / "x.wav", f"{a}{os.sep}.{os.sep}x.wav"]) == [str(a / "x.wav")]
+    status, text, err = run(classifier, [a], tmp_path, "jsonl")
+    records = [json.loads(line) for line in text.splitlines()]
+    assert status == 1 and [r["label"] for r in records] == [None, "tone"]
+    assert "symbolic links" in records[0]["error"] and err.count("\n") == 1
+
+
+def test_unlistable_folder_is_reported_and_the_rest_classified(classifier, tmp_path, monkeypatch) -> None:
+    write_wav(tmp_path / "ok" / "a.wav", make_class_clip("rise", np.random.default_rng(1)))
+    locked = tmp_path / "ok" / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a folder without read permission does (tests may run as root)
+        if os.fspath(path) == os.fspath(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    for recursive in (False, True):
+        paths = [tmp_path / "ok"] + ([] if recursive else [locked])
+        status, text, err = run(classifier, paths, tmp_path, "jsonl", recursive=recursive)
+        assert status == 1 and err == f"{locked}: cannot list folder (Permission denied)\n"
+        assert [json.loads(line)["label"] for line in text.splitlines()] == ["rise"]
+    with pytest.warns(RuntimeWarning, match="cannot list folder"):
+        assert collect_audio_files([tmp_path / "ok"], recursive=True) == [str(tmp_path / "ok" / "a.wav")]
+
+
+def test_closed_output_pipe_stops_quietly(synthetic_model, mixed_folder, repo_env) -> None:
+    """`speechrnn classify ... | head`: when the reader goes away the command stops without a traceback."""
+    root, _, _ = mixed_folder
+    command = [sys.executable, "-m", "speechrnn", "classify", str(root), "--model", str(synthetic_model),
+               "--format", "jsonl", "--workers", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=repo_env)
+    process.stdout.close()  # the reader is gone before the first record
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
 
 
 def test_bad_model_is_a_usage_error(tmp_path) -> None:

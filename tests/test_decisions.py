@@ -122,6 +122,14 @@ def test_detection_span_points_at_the_best_window() -> None:
     assert set(found[0].as_dict()) == {"label", "score", "time", "start", "end"}
 
 
+def test_detection_span_never_starts_before_the_stream() -> None:
+    """A word in the stream's first second: its window reached back past 0, its span starts at 0."""
+    config = DecisionConfig(average_window_seconds=0.3, minimum_count=2, threshold=0.5)
+    found = run(segment("yes", 0.6), config)
+    assert len(found) == 1 and found[0].end < 1.0
+    assert found[0].start == 0.0
+
+
 def test_decide_equals_a_fresh_decider_and_reset_rearms() -> None:
     config = DecisionConfig(average_window_seconds=0.3, minimum_count=2, threshold=0.5, suppression_seconds=2.0)
     sequence = segment("yes", 1.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic import make_sound
 
-from speechrnn.trim import check_recording, find_speech, frame_levels_db, trim_to_speech
+from speechrnn.trim import check_recording, find_speech, frame_levels_db, loudest_window, trim_to_speech
 
 SR = 16000
 
@@ -94,3 +94,22 @@ def test_non_finite_samples_are_reported() -> None:
     audio = np.zeros(SR, dtype=np.float32)
     audio[10] = np.nan
     assert check_recording(audio, SR)[0].startswith("damaged")
+
+
+def test_loudest_window_centres_the_word(rng: np.random.Generator) -> None:
+    """A 0.5 s word at 1.2 s of a 3 s take: the 1 s window holding it is centred on it, DC or not."""
+    audio, start, end = recording(rng, seconds=3.0, word_at=1.2)
+    centre = (start + end) / 2
+    for offset in (0.0, 0.4):  # a DC offset adds energy everywhere and must not move the window
+        found = loudest_window(audio + np.float32(offset), SR)
+        assert found <= start and found + SR >= end
+        assert abs(found + SR / 2 - centre) <= 0.02 * SR
+    # a word at the very start or end of the take: the window holds all of it but its faint edge
+    edge = 0.02 * SR
+    for word_at in (0.0, 0.95):
+        audio, start, end = recording(rng, seconds=1.5, word_at=word_at)
+        found = loudest_window(audio, SR)
+        assert 0 <= found <= start + edge and end - edge <= found + SR <= audio.size
+    assert loudest_window(audio[: SR // 2], SR) == 0  # not longer than the window
+    with pytest.raises(ValueError, match="length"):
+        loudest_window(audio, 0)
