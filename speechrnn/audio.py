@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import math
 import os
+import re
 import shutil
 import stat
 import sys
@@ -55,6 +56,12 @@ _NATIVE_EXTENSIONS = frozenset({".wav", ".flac", ".aiff", ".aif", ".aifc", ".au"
 # A native-container file this small that libsndfile cannot open has a cut-off header.
 _MIN_HEADER_BYTES = 128
 _SNIFF_BYTES = 512
+# libsndfile's log line for an audio chunk whose size disagrees with the file: "data : 32000
+# (should be 19956)" (WAV) or "SSND : 32008 (should be 19920)" (AIFF).
+_CHUNK_SIZE_LOG = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Chunk sizes from here (2 GiB less 64 KiB) up are taken for the "length unknown" placeholders of
+# streamed files, not promises: ffmpeg piping a WAV writes 0xFFFFFFFF, espeak-ng 0x7FFFF000.
+_PLACEHOLDER_SIZE = 0x7FFF0000
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -136,6 +143,7 @@ def load_audio(
             signal = signal[: max(1, round(max_seconds * sample_rate))]
         return _check_finite(name, signal)
     try:
+        _check_complete(name, handle)
         file_rate = handle.samplerate
         frames = -1 if max_seconds is None else max(1, math.ceil(max_seconds * file_rate))
         try:
@@ -206,11 +214,15 @@ def iter_audio_blocks(
         label = _diagnose(name)
         signal = _check_finite(name, _fallback_load(name, label, sample_rate=sample_rate, max_seconds=None))
         return _slice_blocks(signal, block_len)
-    if handle.frames == 0:
+    try:
+        if handle.frames == 0:
+            raise AudioError(name, "no audio samples")
+        _check_complete(name, handle)
+    except AudioError:
         handle.close()
         if fd is not None:
             os.close(fd)
-        raise AudioError(name, "no audio samples")
+        raise
     return _stream_blocks(name, handle, fd, sample_rate=sample_rate, block_len=block_len)
 
 
@@ -287,6 +299,22 @@ def _open_soundfile(name: str | bytes) -> tuple[sf.SoundFile, int | None]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _check_complete(name: str, handle: sf.SoundFile) -> None:
+    """Raise if a WAV/AIFF file holds less audio data than its header promises (a cut-off copy).
+
+    libsndfile reads such a file without complaint, up to where it ends, and notes the mismatch
+    in its log; a streamed file whose header has a "length unknown" placeholder is not cut off.
+    """
+    if handle.format not in ("WAV", "WAVEX", "RF64", "W64", "AIFF"):
+        return
+    found = _CHUNK_SIZE_LOG.search(handle.extra_info)
+    if found is None:
+        return
+    promised, present = int(found[1]), int(found[2])
+    if present < promised < _PLACEHOLDER_SIZE:
+        raise AudioError(name, f"truncated file (its header promises {promised} bytes of audio, {present} are there)")
 
 
 def _check_finite(name: str, signal: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -350,6 +350,19 @@ def make_flac_cut_in_the_middle(tmp_path: Path) -> Path:
     return tmp_path / "half.flac"
 
 
+def make_wav_cut_in_the_middle(tmp_path: Path) -> Path:
+    data = _valid_wav_bytes(tmp_path)  # 0.1 s: a 44-byte header and 3,200 bytes of samples
+    (tmp_path / "half.wav").write_bytes(data[:1644])
+    return tmp_path / "half.wav"
+
+
+def make_aiff_cut_in_the_middle(tmp_path: Path) -> Path:
+    sf.write(tmp_path / "valid.aiff", tone(TARGET_RATE, 0.1, 1), TARGET_RATE, subtype="PCM_16")
+    data = (tmp_path / "valid.aiff").read_bytes()
+    (tmp_path / "half.aiff").write_bytes(data[: len(data) // 2])
+    return tmp_path / "half.aiff"
+
+
 def make_header_only_wav(tmp_path: Path) -> Path:
     sf.write(tmp_path / "silence.wav", np.zeros((0, 1), np.float32), TARGET_RATE, subtype="PCM_16")
     return tmp_path / "silence.wav"
@@ -385,6 +398,8 @@ BAD_INPUTS = [
     (make_wav_cut_to_20_bytes, "truncated or corrupt header"),
     (make_flac_cut_to_30_bytes, "truncated or corrupt header"),
     (make_flac_cut_in_the_middle, "corrupt audio data"),
+    (make_wav_cut_in_the_middle, "truncated file (its header promises 3200 bytes of audio, 1600 are there)"),
+    (make_aiff_cut_in_the_middle, "truncated file"),
     (make_header_only_wav, "no audio samples"),
     (make_nan_wav, "contains NaN or infinite samples"),
     (make_inf_wav, "contains NaN or infinite samples"),
@@ -410,6 +425,25 @@ def test_bad_input_raises_audio_error(tmp_path: Path, make: Callable[[Path], Pat
     assert caught.value.reason.startswith(reason.split(" (")[0])
     assert message == f"{path}: {caught.value.reason}"
     assert "\n" not in message
+
+
+def test_cut_off_file_is_refused_when_scanned_too(tmp_path: Path) -> None:
+    path = make_wav_cut_in_the_middle(tmp_path)
+    with pytest.raises(AudioError, match="truncated file"):
+        iter_audio_blocks(path)
+
+
+@pytest.mark.parametrize("placeholder", [0xFFFFFFFF, 0x7FFFF000])
+def test_streamed_wav_with_unknown_length_is_read(tmp_path: Path, placeholder: int) -> None:
+    """A WAV written to a pipe (ffmpeg: 0xFFFFFFFF, espeak-ng: 0x7FFFF000 as its sizes) is not cut off."""
+    data = bytearray(_valid_wav_bytes(tmp_path))
+    assert data[36:40] == b"data"
+    data[4:8] = (placeholder).to_bytes(4, "little")  # RIFF size
+    data[40:44] = (placeholder).to_bytes(4, "little")  # data size
+    (tmp_path / "piped.wav").write_bytes(bytes(data))
+    expected = load_audio(tmp_path / "valid.wav")
+    np.testing.assert_array_equal(load_audio(tmp_path / "piped.wav"), expected)
+    np.testing.assert_array_equal(np.concatenate(list(iter_audio_blocks(tmp_path / "piped.wav"))), expected)
 
 
 @pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root can read any file")
