@@ -381,6 +381,96 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.epochs=1.5", "optim.epochs must be a whole number, not 1.5"),
+        ('optim.epochs="1"', "optim.epochs must be a whole number, not '1'"),
+        ("seed=abc", "seed must be a whole number, not 'abc'"),
+        ("optim.lr=inf", "optim.lr must be a finite number, not inf"),
+        ("optim.lr=nan", "optim.lr must be a finite number, not nan"),
+        ("model.hidden_size=16.5", "model.hidden_size must be a whole number, not 16.5"),
+        ("augment.speed=[0.9]", "augment.speed must be a list of 2 values, e.g. [low, high], not [0.9]"),
+        ("augment.enabled=1", "augment.enabled must be true or false, not 1"),
+        ('data.words=["yes", 3]', "data.words[1] must be a string, not 3"),
+        ("model.cell=3", "model.cell must be a string, not 3"),
+        ("optim.patience=-1", "optim.patience must be >= 0"),
+        ("eval_batch_size=0", "eval_batch_size must be at least 1"),
+        ("device=gpu", "device must be auto, cpu or cuda, not 'gpu'"),
+        ("optim=3", "config section optim must be a table"),
+    ],
+)
+def test_wrong_values_are_one_line_errors_naming_the_key(override: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        load_config(None, [override])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_section_that_is_not_a_table_cannot_take_keys(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("optim = 3\n")
+    with pytest.raises(ValueError, match=r"c\.toml: cannot set optim\.lr: 'optim' is 3, not a table"):
+        load_config(path, ["optim.lr=1e-3"])
+
+
+def test_numbers_are_taken_in_any_spelling() -> None:
+    config = load_config(None, ["optim.batch_size=1e3", "optim.lr=1", "augment.gain_db=[-5, 5]"])
+    assert config.optim.batch_size == 1000 and isinstance(config.optim.batch_size, int)
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float)
+    assert config.augment.gain_db == (-5.0, 5.0)
+
+
+@pytest.mark.parametrize("written", ['["yes", "no"]', "yes,no", "[yes,no]", "yes, no"])
+def test_word_lists_in_every_shell_spelling(written: str) -> None:
+    config = load_config(None, ["data.task=custom", f"data.words={written}", "data.holdout_words=bed"])
+    assert config.data.words == ("yes", "no") and config.data.holdout_words == ("bed",)
+    assert config.data.labels == ("_silence_", "_unknown_", "yes", "no")
+
+
+def test_word_list_mistakes_are_refused() -> None:
+    only_custom = r'data\.words is only used with data\.task = "custom".*--set data\.task=custom'
+    with pytest.raises(ValueError, match=only_custom):
+        load_config(None, ['data.words=["yes", "no"]'])  # the default task is "mini"
+    with pytest.raises(ValueError, match=r"data\.words lists yes more than once"):
+        load_config(None, ["data.task=custom", "data.words=yes,no,yes"])
+    with pytest.raises(ValueError, match=r"data\.words must not hold _unknown_"):
+        load_config(None, ["data.task=custom", "data.words=yes,_unknown_"])
+    with pytest.raises(ValueError, match=r"bed: both a command word and in data\.holdout_words"):
+        load_config(None, ["data.task=custom", "data.words=yes,bed", "data.holdout_words=bed,cat"])
+    with pytest.raises(ValueError, match=r"yes: both a command word"):
+        load_config(None, ["data.holdout_words=yes"])  # mini's own words cannot be held out either
+
+
+def test_a_word_without_clips_is_an_error(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
+    root, _ = tree
+    config = _config(root, tmp_path, words=(*WORDS, "banana"))
+    with pytest.raises(DataError, match=r"no clips of banana \(every command word needs a folder"):
+        SpeechCommandsData(config, FEATURES, progress=False)
+
+
+@pytest.mark.parametrize("missing", ["testing_list.txt", "validation_list.txt"])
+def test_one_missing_list_falls_back_to_the_hash_rule(tmp_path: Path, missing: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Without testing_list.txt the test clips must not silently become training clips."""
+    root = tmp_path / "onelist"
+    write_speech_commands_tree(root, words=("rise", "fall"), per_word=40, rng=np.random.default_rng(2))
+    (root / missing).unlink()
+    kept = "validation" if missing == "testing_list.txt" else "testing"
+    listed = {line.rsplit(".", 1)[0] for line in (root / f"{kept}_list.txt").read_text().split()}
+    scanned = scan_speech_commands(root)
+    assert f"{missing} not found" in capsys.readouterr().err
+    gone = missing.removesuffix("_list.txt")
+    for clip in scanned.clips:
+        key = clip.path.rsplit(".", 1)[0]
+        if key in listed:
+            assert clip.split == kept
+        elif hash_split(clip.path) == gone:
+            assert clip.split == gone
+        else:
+            assert clip.split == "training"
+    assert sum(c.split == gone for c in scanned.clips) > 0
+
+
 @pytest.mark.parametrize("name", ["mini", "default", "v2-12", "v2-35"])
 def test_shipped_configs_parse(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.toml"

@@ -11,13 +11,20 @@ A config file has up to six tables, each optional::
     [features]               # speechrnn.features.FeatureConfig
 
 Overrides use dotted keys and TOML values: ``--set optim.lr=1e-3 --set model.cell='"lstm"'`` (a
-bare word that is not valid TOML is taken as a string, so ``--set model.cell=lstm`` works too).
+bare word that is not valid TOML is taken as a string, so ``--set model.cell=lstm`` works too, and
+a list of words may be written ``--set data.words=yes,no``).
+
+Every value is checked against its field's type (a whole number, a finite number, true/false, a
+string, a list of strings, a (low, high) pair): a wrong one is a one-line error naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +64,8 @@ class DataConfig:
         Root of a Speech Commands tree (``<word>/<speaker>_nohash_<n>.wav|flac``, ...).
     task : {"v2-35", "v2-12", "mini", "custom"}
     words : tuple of str
-        The command words of a ``custom`` task (ignored otherwise).
+        The command words of a ``custom`` task (only allowed with ``task = "custom"``; the other
+        tasks have their own words).
     fillers : bool or None
         Add ``_silence_`` and ``_unknown_`` classes; None uses the task's default.
     holdout_words : tuple of str
@@ -139,6 +147,20 @@ class DataConfig:
             raise ValueError(f"data.task must be one of {TASKS}, not {self.task!r}")
         if self.task == "custom" and not self.words:
             raise ValueError("data.task 'custom' needs data.words, the list of command words")
+        if self.task != "custom" and self.words:
+            raise ValueError(
+                f"data.words is only used with data.task = \"custom\" (task {self.task!r} has its own words); "
+                "add --set data.task=custom"
+            )
+        repeated = sorted({w for w in self.words if self.words.count(w) > 1})
+        if repeated:
+            raise ValueError(f"data.words lists {', '.join(repeated)} more than once")
+        fillers = [w for w in self.words if w in ("_silence_", "_unknown_")]
+        if fillers:
+            raise ValueError(f"data.words must not hold {', '.join(fillers)}: it is added by data.fillers")
+        both = [w for w in self.command_words if w in self.holdout_words]
+        if both:
+            raise ValueError(f"{', '.join(both)}: both a command word and in data.holdout_words (held out of training)")
         if not 0 <= self.unknown_fraction < 1 or not 0 <= self.silence_fraction < 1:
             raise ValueError("data.unknown_fraction and data.silence_fraction must be in [0, 1)")
         if self.unknown_fraction + self.silence_fraction >= 1:
@@ -234,8 +256,11 @@ class AugmentConfig:
             raise ValueError("augment.speed must be (low, high) with 0 < low <= high")
         if self.gain_db[0] > self.gain_db[1] or self.noise_snr_db[0] > self.noise_snr_db[1]:
             raise ValueError("augment ranges must be (low, high) with low <= high")
-        if self.shift_seconds < 0 or min(self.time_masks, self.freq_masks) < 0:
+        if self.shift_seconds < 0 or min(self.time_masks, self.freq_masks, self.time_mask_frames,
+                                         self.freq_mask_bands) < 0:
             raise ValueError("augment sizes must not be negative")
+        if not (0 <= self.speed_prob <= 1 and 0 <= self.noise_prob <= 1):
+            raise ValueError("augment.speed_prob and augment.noise_prob must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -290,6 +315,12 @@ class OptimConfig:
             raise ValueError("optim.amp must be auto, bf16, fp16 or off")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("optim.label_smoothing must be in [0, 1)")
+        if self.patience < 0:
+            raise ValueError("optim.patience must be >= 0 (0: no early stopping)")
+        if min(self.weight_decay, self.warmup_epochs, self.grad_clip) < 0:
+            raise ValueError("optim.weight_decay, optim.warmup_epochs and optim.grad_clip must not be negative")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError("optim.min_lr_ratio must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -328,6 +359,14 @@ class TrainConfig:
     prefetch: int = 2
     init_from: str = ""
 
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+        if self.eval_batch_size < 1:
+            raise ValueError("eval_batch_size must be at least 1")
+        if self.threads < 0 or self.prefetch < 0:
+            raise ValueError("threads and prefetch must not be negative")
+
     def resolved(self) -> TrainConfig:
         """This config with ``model.n_mels`` and ``model.n_classes`` set from the features and task."""
         model = dataclasses.replace(self.model, n_mels=self.features.n_mels, n_classes=len(self.data.labels))
@@ -364,6 +403,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"config section {prefix.rstrip('.') or '(top level)'} must be a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in fields:
@@ -371,14 +411,61 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             raise ValueError(f"unknown config key '{prefix}{key}' (known: {known})")
         if cls is TrainConfig and key in _SECTIONS:
             kwargs[key] = _build(_SECTIONS[key], value, f"{key}.")
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
         else:
-            kwargs[key] = value
+            kwargs[key] = _check_type(f"{prefix}{key}", value, hints[key])
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"bad config {prefix.rstrip('.') or 'value'}: {exc}") from None
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as a value of type ``hint`` for config key ``key``; ValueError naming the key if it is not one.
+
+    Whole floats are taken for ints (``1e3``), ints for floats; a string is taken for a list of
+    strings when written ``a,b`` or ``[a,b]``.
+    """
+    shown = repr(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{key} must be true or false, not {shown}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise ValueError(f"{key} must be a whole number, not {shown}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, not {shown}")
+            return float(value)
+        raise ValueError(f"{key} must be a number, not {shown}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{key} must be a string, not {shown}")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        return _check_type(key, value, others[0]) if len(others) == 1 else value
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[str, ...]: a list of any length
+            if isinstance(value, str) and args[0] is str:
+                inner = value.strip()
+                if inner.startswith("[") and inner.endswith("]"):
+                    inner = inner[1:-1]
+                value = [part.strip().strip("\"'") for part in inner.split(",") if part.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{key} must be a list, not {shown}")
+            return tuple(_check_type(f"{key}[{i}]", item, args[0]) for i, item in enumerate(value))
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError(f"{key} must be a list of {len(args)} values, e.g. [low, high], not {shown}")
+        return tuple(_check_type(f"{key}[{i}]", item, a) for i, (item, a) in enumerate(zip(value, args, strict=True)))
+    return value
 
 
 def parse_value(text: str) -> Any:
@@ -400,7 +487,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         if len(parts) > 2:
             raise ValueError(f"override key {key!r} has too many dots (section.key at most)")
         if len(parts) == 2:
-            out.setdefault(parts[0], {})[parts[1]] = parse_value(value.strip())
+            section = out.setdefault(parts[0], {})
+            if not isinstance(section, dict):
+                raise ValueError(f"cannot set {key.strip()}: '{parts[0]}' is {section!r}, not a table")
+            section[parts[1]] = parse_value(value.strip())
         else:
             out[parts[0]] = parse_value(value.strip())
     return out
@@ -425,8 +515,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ValueError(f"{path}: not valid TOML ({exc})") from None
         data.pop("description", None)
         data.pop("command", None)
-    data = apply_overrides(data, overrides)
     try:
-        return TrainConfig.from_dict(data)
+        return TrainConfig.from_dict(apply_overrides(data, overrides))
     except ValueError as exc:
         raise ValueError(f"{path or 'config'}: {exc}") from None

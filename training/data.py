@@ -164,6 +164,13 @@ def scan_speech_commands(root: str | os.PathLike[str]) -> SpeechCommandsTree:
         raise DataError(f"{root}: data folder not found (expected a Speech Commands tree; see `speechrnn download`)")
     validation = _list_keys(root / "validation_list.txt")
     testing = _list_keys(root / "testing_list.txt")
+    if validation is None and testing is None:
+        print(f"warning: {root} has no validation_list.txt or testing_list.txt: the splits follow the data set's "
+              "hash rule on speaker names", file=sys.stderr)
+    elif validation is None or testing is None:
+        missing = "validation_list.txt" if validation is None else "testing_list.txt"
+        print(f"warning: {root / missing} not found: that split follows the data set's hash rule on speaker names",
+              file=sys.stderr)
     clips = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name.startswith((".", "_")):
@@ -179,6 +186,9 @@ def scan_speech_commands(root: str | os.PathLike[str]) -> SpeechCommandsTree:
                 split = "validation"
             elif testing is not None and key in testing:
                 split = "testing"
+            elif validation is None or testing is None:  # one list: the hash rule picks the other split
+                hashed = hash_split(file.name)
+                split = hashed if hashed == ("validation" if validation is None else "testing") else "training"
             else:
                 split = "training"
             speaker = file.name.split("_nohash_")[0]
@@ -366,7 +376,10 @@ class SpeechCommandsData:
         if len(missing) == len(words):
             raise DataError(f"{self.tree.root}: none of the task's words ({', '.join(words)}) has a folder")
         if missing:
-            print(f"warning: {self.tree.root} has no clips of {', '.join(missing)}", file=sys.stderr)
+            raise DataError(
+                f"{self.tree.root}: no clips of {', '.join(missing)} (every command word needs a folder of clips; "
+                "check data.words or data.task)"
+            )
         label_of = {w: i for i, w in enumerate(self.labels)}
         unknown_label = label_of.get(UNKNOWN, -1)
         holdout = set(config.holdout_words)
