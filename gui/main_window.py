@@ -1183,7 +1183,16 @@ class MainWindow(QMainWindow):
         decision = self.decision_config()
 
         def job(context: TaskContext) -> list[FileRecord]:
-            return classify_files(expand_paths(inputs), classifier, context=context, decision=decision)
+            unlisted: list[FileRecord] = []  # folders that cannot be read: an error row each
+
+            def folder_error(folder: str, reason: str) -> None:
+                from speechrnn.classify import FileRecord
+
+                unlisted.append(FileRecord(path=folder, error=reason))
+                context.item(unlisted[-1])
+
+            files = expand_paths(inputs, on_error=folder_error)
+            return unlisted + classify_files(files, classifier, context=context, decision=decision)
 
         worker = TaskWorker(job, name="classifying files")
         worker.progress.connect(self._classify_progress)

@@ -526,10 +526,17 @@ def _find_metrics(tree: Any, word: str, prefix: str = "") -> Iterator[tuple[str,
 # ---------------------------------------------------------------------------------- file classification
 
 
-def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+def expand_paths(paths: Iterable[str | os.PathLike[str]],
+                 on_error: Callable[[str, str], None] | None = None) -> list[str]:
     """Files to classify: folders are searched recursively for audio files; files are kept as named.
 
     Uses :func:`speechrnn.classify.collect_audio_files` (sorted, hidden files skipped).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+    on_error : callable, optional
+        Called with ``(folder, reason)`` for each folder that cannot be listed.
 
     Raises
     ------
@@ -538,7 +545,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """
     from speechrnn.classify import collect_audio_files
 
-    return collect_audio_files(paths, recursive=True)
+    return collect_audio_files(paths, recursive=True, on_error=on_error)
 
 
 def classify_files(paths: Sequence[str | os.PathLike[str]], classifier: Classifier, *,

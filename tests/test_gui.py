@@ -326,6 +326,27 @@ def test_no_input_device_is_reported_and_files_still_work(qtbot, settings, synth
     assert (labels["a_rise.wav"], labels["b_fall.wav"], labels["c_broken.wav"]) == ("rise", "fall", None)
 
 
+def test_unreadable_folder_is_an_error_row_and_the_rest_classified(qtbot, settings, synthetic_model, tmp_path,
+                                                                   rng, monkeypatch) -> None:
+    folder = write_folder(tmp_path, rng)
+    locked = folder / "sub"
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a folder without read permission does (tests may run as root)
+        if os.fspath(path) == os.fspath(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    window = make_window(qtbot, settings, synthetic_model)
+    window.classify_paths([folder])
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    rows = {Path(r.path).name: (r.label, r.error) for r in window.file_results}
+    assert rows["sub"] == (None, "cannot list folder (Permission denied)")
+    assert rows["a_rise.wav"][0] == "rise" and "b_fall.wav" not in rows
+    assert "with errors" in window.files_summary.text()
+
+
 class VanishingSource(FileSource):
     """A file source whose device disappears after ``blocks`` reads, as an unplugged microphone does."""
 
