@@ -183,7 +183,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        Missing, empty, unsafe (pickled code), corrupt, or not a speechrnn model file of a known version.
+        Missing, empty, unsafe (pickled code), corrupt, not a speechrnn model file of a known
+        version, or weights holding NaN or infinite values (a model that would score nothing).
     """
     payload = safe_torch_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -217,4 +218,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     except (RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(path, f"weights do not match the model config ({first[:120]})") from None
+    broken = [name for name, value in state_dict.items() if value.is_floating_point() and not value.isfinite().all()]
+    if broken:
+        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+        raise CheckpointError(path, f"its weights hold NaN or infinite values ({broken[0]}{more}): not a usable model")
     return checkpoint

@@ -1,4 +1,4 @@
-"""``speechrnn info MODEL``: what a model file holds."""
+"""``speechrnn info [MODEL | -m FILE]``: what a model file holds."""
 
 from __future__ import annotations
 
@@ -31,8 +31,12 @@ def model_info(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``speechrnn info``."""
-    parser.add_argument("model", nargs="?", help="model file (default: the shipped default model)")
+    """Arguments of ``speechrnn info``: the model file, as a positional or ``-m/--model`` (as other commands)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("model", nargs="?", help="model file (default: the shipped default model)")
+    which.add_argument(
+        "-m", "--model", dest="model_option", metavar="FILE", help="the model file, as in other commands"
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -40,7 +44,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     from speechrnn.errors import SpeechRNNError
 
     try:
-        info = model_info(args.model)
+        option = getattr(args, "model_option", None)
+        info = model_info(option if option is not None else args.model)
     except SpeechRNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

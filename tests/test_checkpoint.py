@@ -166,3 +166,30 @@ def test_audio_file_opened_as_a_model_is_named_plainly(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a PyTorch file") as info:
         load_checkpoint(path)
     assert "refused" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_nan_or_infinity_are_refused_by_every_command(
+    tmp_path: Path, bad: float, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from speechrnn.cli import main
+
+    model = make_model()
+    with torch.no_grad():
+        model.state_dict()["rnn.weight_hh_l0"][0, 0] = bad
+    path = save_checkpoint(tmp_path / "broken.pt", model=model, feature_config=FeatureConfig(), labels=LABELS)
+    with pytest.raises(CheckpointError, match=r"weights hold NaN or infinite values \(rnn\.weight_hh_l0\)") as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+    # classify would otherwise write "score": NaN (invalid JSON) and exit 0
+    clip = tmp_path / "clip.flac"
+    sf.write(clip, np.zeros(16000, dtype=np.float32), 16000)
+    assert main(["classify", "--model", str(path), str(clip), "--format", "jsonl"]) != 0
+    captured = capsys.readouterr()
+    assert "NaN" not in captured.out and "NaN or infinite" in captured.err and str(path) in captured.err
+    assert main(["info", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "NaN or infinite" in err

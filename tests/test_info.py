@@ -34,3 +34,16 @@ def test_info_on_a_bad_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["info", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(bad) in err
+
+
+def test_info_takes_the_model_file_as_an_option_too(synthetic_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(synthetic_model)]) == 0
+    positional = json.loads(capsys.readouterr().out)
+    for option in ("--model", "-m"):  # as every other command takes it
+        assert main(["info", option, str(synthetic_model)]) == 0
+        assert json.loads(capsys.readouterr().out) == positional
+    # one model file: both forms at once is a usage error
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", str(synthetic_model), "--model", str(synthetic_model)])
+    assert exit_info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +310,177 @@ def test_mixed_precision_training_on_cuda(tree: Path, tmp_path: Path) -> None:
     # re-packs the weights on every call (and warns)
     assert not [w for w in caught if "single contiguous chunk" in str(w.message)]
     assert Classifier.from_file(result.best_path, device="cpu").labels == LABELS
+
+
+# ---- resuming: the same run, or a clear refusal ---------------------------------------------------
+
+
+def _argv(args: list[str], out: Path, *extra: str) -> list[str]:
+    return ["--out", str(out), "--quiet", *[x for a in args for x in ("--set", a)], *extra]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
+    """A finished 2-epoch run (its command-line settings and its folder); tests copy the folder."""
+    folder = tmp_path_factory.mktemp("finished")
+    args = _overrides(tree, folder / "cache", **{"optim.epochs": 2, "model.hidden_size": 16})
+    train(load_config(None, args), out_dir=folder / "run", progress=False)
+    return args, folder / "run"
+
+
+def test_resume_with_other_settings_is_refused_naming_the_changes(
+    finished_run: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, run = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    before = _files(out)
+    changed = ["optim.batch_size=16", "seed=5", 'data.holdout_words=["hiss"]', "augment.enabled=false"]
+    assert main(_argv(args, out, "--epochs", "3", *[x for c in changed for x in ("--set", c)])) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out / "last.pt") in err, err
+    # the first few changes, old -> new, in the config's order
+    shown = 'data.holdout_words [] -> ["hiss"], augment.enabled true -> false, optim.batch_size 32 -> 16 and 1 more'
+    assert shown in err
+    assert "use another --out or --no-resume" in err
+    assert _files(out) == before  # config.json, the log and the states are untouched
+
+
+def test_resume_may_move_the_data_and_extend_the_run(
+    finished_run: tuple[list[str], Path], tree: Path, tmp_path: Path
+) -> None:
+    args, run = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    moved = shutil.copytree(tree, tmp_path / "moved")
+    allowed = ["--data", str(moved), "--epochs", "3", "--set", "eval_batch_size=7", "--set", "prefetch=0"]
+    assert main(_argv(args, out, *allowed)) == 0
+    summary = load_checkpoint(out / "best.pt").summary
+    assert summary["epochs"] == 3 and summary["data"] == str(moved.resolve())
+    assert [int(r["epoch"]) for r in _read_csv(out / "log.csv")] == [1, 2, 3]
+    assert safe_torch_load(out / "last.pt")["step"] == 3 * int(_read_csv(out / "log.csv")[0]["step"])
+
+
+def _kill_while_plotting_the_last_epoch(args: list[str], out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``args`` (2 epochs) into ``out``, "killed" while the second epoch's curves are drawn."""
+    import training.train as train_module
+
+    real_plot = train_module.plot_curves
+
+    def killed_at_epoch_2(rows: list[dict[str, object]], path: Path) -> Path:
+        if len(rows) < 2:
+            return real_plot(rows, path)
+        (path.parent / f".{path.name}.tmp.png").write_bytes(b"")  # the kill leaves savefig's file empty
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "plot_curves", killed_at_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            train(load_config(None, args), out_dir=out, progress=False)
+    assert safe_torch_load(out / "last.pt")["epoch"] == 2 and (out / ".curves.png.tmp.png").exists()
+
+
+def test_the_final_lines_agree_on_the_model_in_best_pt(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 2, "model.hidden_size": 16})
+    out = tmp_path / "run"
+    _kill_while_plotting_the_last_epoch(args, out, monkeypatch)
+    # completed on other clips under another folder name: best.pt is scored on those, and both
+    # final lines must state that figure (not the one recorded on the earlier clips)
+    moved = tmp_path / "moved"
+    write_speech_commands_tree(moved, per_word=24, rng=np.random.default_rng(5))
+    assert main(["--out", str(out), *[x for a in args for x in ("--set", a)], "--data", str(moved)]) == 0
+    captured = capsys.readouterr()
+    stated = [line for line in captured.err.splitlines() if line.startswith("best epoch")]
+    on_stderr = float(stated[-1].split("validation accuracy ")[1].split(",")[0].split(" ")[0])
+    on_stdout = float(captured.out.split("best validation accuracy ")[1].split(" ")[0])
+    assert on_stderr == on_stdout == pytest.approx(load_checkpoint(out / "best.pt").summary["val_accuracy"], abs=5e-5)
+
+
+def test_rerunning_a_finished_run_says_so_and_changes_nothing(
+    finished_run: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, run = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    before = _files(out)
+    for epochs in ("1", "2"):
+        assert main(_argv(args, out, "--epochs", epochs)) == 0
+        captured = capsys.readouterr()
+        assert captured.out.count("\n") == 1 and not captured.err
+        assert "already finished (trained 2 epochs)" in captured.out and str(out / "best.pt") in captured.out
+        assert _files(out) == before
+    result = train(load_config(None, [*args, "optim.epochs=1"]), out_dir=out, progress=False)
+    assert result.already_finished and result.epochs_completed == 2 and not result.stopped_early
+    assert result.best_val_accuracy == load_checkpoint(out / "best.pt").summary["val_accuracy"]
+    assert load_checkpoint(out / "best.pt").summary["epochs"] == 2
+
+
+def test_an_early_stopped_run_stays_finished(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a learning rate so small that the validation score soon stops improving
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 6, "optim.lr": 1e-12, "optim.patience": 1,
+                                                   "model.hidden_size": 16})  # fmt: skip
+    out = tmp_path / "run"
+    result = train(load_config(None, args), out_dir=out, progress=False)
+    stopped = result.epochs_completed
+    assert result.stopped_early and stopped < 6
+    assert safe_torch_load(out / "last.pt")["stopped_early"] is True
+    before = _files(out)
+    for extra in ((), ("--epochs", "8")):
+        assert main(_argv(args, out, *extra)) == 0
+        assert f"already finished (stopped early at epoch {stopped})" in capsys.readouterr().out
+        assert _files(out) == before
+        assert len(_read_csv(out / "log.csv")) == stopped
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda state: state.pop("rng"), "not a complete training state (no rng)"),
+        (lambda state: state.update(optimizer={"state": {}}), "not a complete training state (no param_groups)"),
+    ],
+)
+def test_an_incomplete_training_state_is_one_line(
+    finished_run: tuple[list[str], Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[dict[str, object]], object],
+    reason: str,
+) -> None:
+    args, run = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    state = safe_torch_load(out / "last.pt")
+    damage(state)
+    torch.save(state, out / "last.pt")
+    assert main(_argv(args, out, "--epochs", "3")) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out / "last.pt") in err and reason in err, err
+    assert "use another --out or --no-resume" in err
+
+
+def test_a_run_killed_while_plotting_its_last_epoch_is_completed_without_leftovers(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 2, "model.hidden_size": 16})
+    out = tmp_path / "run"
+    _kill_while_plotting_the_last_epoch(args, out, monkeypatch)
+    assert main(_argv(args, out)) == 0  # the same command again: no epoch left, the run is completed
+    assert "best validation accuracy" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt", "log.csv"]
+    assert [int(r["epoch"]) for r in _read_csv(out / "log.csv")] == [1, 2]
+    summary = load_checkpoint(out / "best.pt").summary
+    assert summary["epochs"] == 2 and "train_seconds" in summary and "test_accuracy" in summary
+    assert (out / "curves.png").stat().st_size > 1000
+
+
+def test_output_path_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    assert main(["--out", str(tmp_path / "afile"), "--data", str(tmp_path), "--epochs", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"speechrnn-train: error: {tmp_path / 'afile'}: exists and is not a folder; choose another --out"

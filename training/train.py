@@ -6,7 +6,10 @@ Usage::
     speechrnn-train --config training/configs/mini.toml --set optim.epochs=5 --set model.cell=lstm
     torchrun --nproc_per_node=4 -m training.train --config training/configs/v2-35.toml --data DIR --out runs/v2-35
 
-Rerunning the same command resumes from ``OUT/last.pt`` (pass ``--no-resume`` to start over).
+Rerunning the same command resumes from ``OUT/last.pt`` (pass ``--no-resume`` to start over). A
+resumed run must have the saved run's settings, except those that do not change what is trained
+(:data:`RESUMABLE_CHANGES`: more ``optim.epochs`` extend a run); rerunning a finished run (all
+its epochs trained, or stopped early) says so and changes nothing.
 The output folder holds ``best.pt`` (a normal model file with its training summary), ``last.pt``
 (full training state), ``log.csv`` (one row per epoch, appended), ``curves.png`` and
 ``config.json``.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -50,6 +54,17 @@ LOG_FIELDS = (
     "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "best_val_accuracy",
     "epoch_seconds", "data_seconds", "data_share", "time",
 )  # fmt: skip
+#: What a training state must hold to be resumed.
+STATE_KEYS = (
+    "config", "model", "optimizer", "scheduler", "epoch", "step", "best_accuracy", "best_epoch",
+    "epochs_since_best", "rng",
+)  # fmt: skip
+#: Config keys a resumed run may change: they do not change what is trained (more epochs extend it).
+RESUMABLE_CHANGES = frozenset(
+    {"optim.epochs", "threads", "device", "prefetch", "eval_batch_size", "data.data_dir", "data.cache_dir", "init_from"}
+)
+#: Temporary files of interrupted writes in an output folder (removed when a run starts or resumes).
+TEMPORARY_PATTERNS = (".curves.png.tmp.png", ".log.csv.tmp", ".last.pt.*.tmp", ".best.pt.*.tmp")
 
 
 class TrainingError(SpeechRNNError):
@@ -76,6 +91,9 @@ class TrainResult:
         The log rows (all epochs, earlier runs included).
     summary : dict
         The summary stored in ``best.pt``.
+    already_finished : bool
+        The run in ``out_dir`` had already finished (all its epochs, or stopped early): nothing
+        was trained or written by this call.
     """
 
     out_dir: Path
@@ -90,6 +108,7 @@ class TrainResult:
     resumed_from_epoch: int
     history: tuple[dict[str, Any], ...]
     summary: dict[str, Any]
+    already_finished: bool = False
 
 
 @dataclass(frozen=True)
@@ -324,17 +343,114 @@ def _append_log(path: Path, row: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{"section.key": value}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+_UNSET = object()
+
+
+def _shown(value: Any) -> str:
+    """A config value for a one-line message (JSON, shortened)."""
+    text = "(unset)" if value is _UNSET else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_compatible(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    current = config.to_dict()
-    for section in ("model", "features"):
-        if saved.get(section) != current[section]:
-            raise TrainingError(
-                f"{path}: holds a run with a different {section} config; use another --out or --no-resume"
-            )
-    if saved.get("data", {}).get("task") != current["data"]["task"] or saved["data"].get("words") != current[
-        "data"
-    ].get("words"):
-        raise TrainingError(f"{path}: holds a run of a different task; use another --out or --no-resume")
+    """Refuse to resume ``path``'s run with other settings than the ones it was trained with.
+
+    Only :data:`RESUMABLE_CHANGES` may differ. A key the saved config lacks (a setting added
+    since) counts as its default value.
+
+    Raises
+    ------
+    TrainingError
+        Naming ``path`` and the first few changed keys with their old and new values.
+    """
+    old, new = _flatten(saved), _flatten(config.to_dict())
+    defaults = _flatten(TrainConfig().to_dict())
+    changed = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        if key in RESUMABLE_CHANGES:
+            continue
+        before, after = old.get(key, defaults.get(key, _UNSET)), new.get(key, _UNSET)
+        if before != after:
+            changed.append(f"{key} {_shown(before)} -> {_shown(after)}")
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise TrainingError(
+            f"{path}: holds a run with other settings ({', '.join(changed[:3])}{more}); use another --out or "
+            f"--no-resume (a resumed run may change only {', '.join(sorted(RESUMABLE_CHANGES))})"
+        )
+
+
+def _load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
+    """The training state in ``path``, checked to be complete and of a run with ``config``'s settings.
+
+    Raises
+    ------
+    TrainingError
+        Not a training state, an incomplete one, or one of a run with other settings.
+    speechrnn.errors.CheckpointError
+        An unreadable or unsafe file.
+    """
+    state = safe_torch_load(path)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TrainingError(f"{path}: not a speechrnn training state; use another --out or --no-resume")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if not missing and not isinstance(state["config"], dict):
+        missing = ["config"]
+    if missing:
+        raise TrainingError(
+            f"{path}: not a complete training state (no {', '.join(missing)}); use another --out or --no-resume"
+        )
+    _check_compatible(state["config"], config, path)
+    return state
+
+
+def _incomplete_state(path: Path, exc: Exception) -> TrainingError:
+    """The error for a training state whose entries cannot be restored."""
+    if isinstance(exc, KeyError):
+        detail = f"no {exc.args[0] if exc.args else 'entry'}"
+    else:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TrainingError(f"{path}: not a complete training state ({detail[:120]}); use another --out or --no-resume")
+
+
+def _final_summary(best_path: Path, epochs: int) -> dict[str, Any] | None:
+    """``best.pt``'s summary if it is the end-of-run summary of a run of ``epochs`` epochs, else None.
+
+    The summary written after each improving epoch has no ``train_seconds``; only the one written
+    once the epochs are over has.
+    """
+    try:
+        summary = dict(load_checkpoint(best_path).summary)
+    except SpeechRNNError:
+        return None
+    return summary if "train_seconds" in summary and summary.get("epochs") == epochs else None
+
+
+def _remove_temporary_files(out_dir: Path) -> None:
+    """Delete what interrupted atomic writes (a kill mid-save or mid-plot) left in ``out_dir``."""
+    for pattern in TEMPORARY_PATTERNS:
+        for path in out_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _leave_process_group(distributed: bool) -> None:
+    """Wait for every process, then leave the torchrun process group (nothing in a single process)."""
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _initial_checkpoint(config: TrainConfig) -> Checkpoint:
@@ -372,7 +488,8 @@ def train(
         Output folder (created); a ``last.pt`` there is resumed when ``resume``.
     resume : bool
         Continue from ``out_dir/last.pt`` if present (optimizer, schedule, epoch, RNG states,
-        early-stopping state restored; the CSV log is kept and appended to).
+        early-stopping state restored; the CSV log is kept and appended to). A run already
+        finished (its epochs done, or stopped early) is left as it is (``already_finished``).
     progress : bool
         tqdm bars on stderr (rank 0 only).
 
@@ -384,7 +501,7 @@ def train(
     ------
     TrainingError
         Non-finite loss (the run stops; nothing is written from the broken state), or a resume
-        state from an incompatible run.
+        state that is incomplete or from a run with other settings (see :data:`RESUMABLE_CHANGES`).
     speechrnn.errors.SpeechRNNError
         Unreadable data folder and similar input problems.
     """
@@ -405,10 +522,58 @@ def train(
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     show = progress and dist_info.main
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"{out_dir}: exists and is not a folder; choose another --out")
     if dist_info.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrainingError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
 
-    start = _initial_checkpoint(config) if config.init_from else None
+    # ---- resume state: read before any data, so that a mismatched or finished run stops at once ----
+    state = _load_state(last_path, config) if resume and last_path.is_file() else None
+    start_epoch, step, best_acc, best_epoch, since_best, stopped_before = 0, 0, -1.0, 0, 0, False
+    if state is not None:
+        try:
+            start_epoch, step = int(state["epoch"]), int(state["step"])
+            best_acc, best_epoch, since_best = (
+                float(state["best_accuracy"]),
+                int(state["best_epoch"]),
+                int(state["epochs_since_best"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise _incomplete_state(last_path, exc) from None
+        # a state written before the flag was recorded: the run stopped when patience ran out
+        patience = config.optim.patience
+        stopped_before = bool(state.get("stopped_early", bool(patience) and since_best >= patience))
+    finished = state is not None and (stopped_before or start_epoch >= config.optim.epochs)
+    if state is not None and finished:
+        # its recipe as trained: a smaller optim.epochs on the command line changes nothing
+        planned = _flatten(state["config"]).get("optim.epochs", start_epoch)
+        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=int(planned)))
+        final = _final_summary(best_path, start_epoch)
+        if final is not None:  # nothing left to do: say so, write nothing
+            _leave_process_group(distributed)
+            return TrainResult(
+                out_dir=out_dir,
+                best_path=best_path,
+                last_path=last_path,
+                log_path=log_path,
+                plot_path=plot_path,
+                epochs_completed=start_epoch,
+                best_epoch=best_epoch,
+                best_val_accuracy=float(final.get("val_accuracy", best_acc)),
+                stopped_early=stopped_before,
+                resumed_from_epoch=start_epoch,
+                history=tuple(_read_log(log_path, up_to_epoch=start_epoch)) if dist_info.main else (),
+                summary=final,
+                already_finished=True,
+            )
+        # else killed before the end-of-run summary: train no more epochs, write the summary
+    if dist_info.main:
+        _remove_temporary_files(out_dir)
+
+    start = _initial_checkpoint(config) if config.init_from and state is None else None
 
     # ---- data ----------------------------------------------------------------------------------
     data = SpeechCommandsData(config.data, config.features, seed=config.seed, progress=show)
@@ -423,7 +588,12 @@ def train(
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     model = SpeechRNN(config.model)
-    if start is not None:  # its weights and its feature normalisation
+    if state is not None:  # the saved run's weights and feature normalisation
+        try:
+            model.load_state_dict(state["model"])
+        except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise _incomplete_state(last_path, exc) from None
+    elif start is not None:  # its weights and its feature normalisation
         model.load_state_dict({name: value.float() for name, value in start.state_dict.items()})
     else:
         model.set_normalization(*feature_statistics(train_set))
@@ -446,26 +616,17 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     # ---- resume --------------------------------------------------------------------------------
-    start_epoch, step, best_acc, best_epoch, since_best = 0, 0, -1.0, 0, 0
-    if resume and last_path.is_file():
-        state = safe_torch_load(last_path)
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise TrainingError(f"{last_path}: not a speechrnn training state; use another --out or --no-resume")
-        _check_compatible(state["config"], config, last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.model.load_state_dict(state.get("ema") or state["model"])
-        _set_rng_state(state["rng"])
-        start_epoch, step = int(state["epoch"]), int(state["step"])
-        best_acc, best_epoch, since_best = (
-            float(state["best_accuracy"]),
-            int(state["best_epoch"]),
-            int(state["epochs_since_best"]),
-        )
+    if state is not None:
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            if ema is not None:
+                ema.model.load_state_dict(state.get("ema") or state["model"])
+            _set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise _incomplete_state(last_path, exc) from None
         if show:
             print(f"resuming {out_dir} after epoch {start_epoch} (step {step})", file=sys.stderr)
     history = _read_log(log_path, up_to_epoch=start_epoch) if dist_info.main else []
@@ -475,6 +636,8 @@ def train(
         elif history or log_path.exists():
             _write_log(log_path, history)
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if finished and history:  # a kill may have cut the last epoch's plot short
+            plot_curves(history, plot_path)
     resumed_from = start_epoch
 
     net: torch.nn.Module = model
@@ -491,9 +654,10 @@ def train(
         )
 
     # ---- epochs --------------------------------------------------------------------------------
-    stopped_early = False
+    stopped_early = stopped_before
+    end_epoch = start_epoch if finished else config.optim.epochs
     epoch = start_epoch
-    for epoch in range(start_epoch, config.optim.epochs):
+    for epoch in range(start_epoch, end_epoch):
         net.train()
         epoch_start = time.perf_counter()
         data_seconds = 0.0
@@ -575,6 +739,7 @@ def train(
                                 summary=summary)  # fmt: skip
             else:
                 since_best += 1
+            stop_now = bool(config.optim.patience) and since_best >= config.optim.patience
             row = {
                 "epoch": epoch + 1, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.6g}",
                 "train_loss": f"{train_loss:.5f}", "train_accuracy": f"{train_acc:.5f}",
@@ -599,6 +764,7 @@ def train(
                     "best_accuracy": best_acc,
                     "best_epoch": best_epoch,
                     "epochs_since_best": since_best,
+                    "stopped_early": stop_now,
                     "rng": _rng_state(),
                 },
                 last_path,
@@ -611,7 +777,7 @@ def train(
                     f"{100 * data_seconds / max(epoch_seconds, 1e-9):.0f}%",
                     file=sys.stderr,
                 )
-            if config.optim.patience and since_best >= config.optim.patience:
+            if stop_now:
                 stop.fill_(1.0)
         if distributed:
             import torch.distributed as dist
@@ -625,7 +791,7 @@ def train(
             epoch += 1
             break
     else:
-        epoch = config.optim.epochs
+        epoch = end_epoch
 
     # ---- final summary: the best model on validation (and testing, for the record) -----------------
     summary: dict[str, Any] = {}
@@ -650,11 +816,7 @@ def train(
             if test_report:
                 line += f", testing accuracy {test_report['accuracy']:.4f}"
             print(f"{line} -> {best_path}", file=sys.stderr)
-    if distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+    _leave_process_group(distributed)
     return TrainResult(
         out_dir=out_dir,
         best_path=best_path,
@@ -663,7 +825,8 @@ def train(
         plot_path=plot_path,
         epochs_completed=epoch,
         best_epoch=best_epoch,
-        best_val_accuracy=best_acc,
+        # the figure of the model in best.pt, as its summary and the line above state it
+        best_val_accuracy=float(summary["val_accuracy"]) if summary else best_acc,
         stopped_early=stopped_early,
         resumed_from_epoch=resumed_from,
         history=tuple(history),
@@ -762,7 +925,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("speechrnn-train: interrupted (rerun the same command to resume)", file=sys.stderr)
         return 130
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0 and result.already_finished:
+        if result.stopped_early:
+            how, then = f"stopped early at epoch {result.epochs_completed}", "use --no-resume or another --out"
+        else:
+            how, then = f"trained {result.epochs_completed} epochs", "pass more --epochs to extend it, or --no-resume"
+        print(
+            f"{result.out_dir}: the run is already finished ({how}); nothing changed; model {result.best_path} "
+            f"(validation accuracy {result.best_val_accuracy:.4f}, epoch {result.best_epoch}); to train again, {then}"
+        )
+    elif int(os.environ.get("RANK", "0")) == 0:
         print(
             f"best validation accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); "
             f"model: {result.best_path}"
