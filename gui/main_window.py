@@ -690,10 +690,17 @@ class MainWindow(QMainWindow):
         return bool(self._threads)
 
     def decision_config(self) -> DecisionConfig:
-        """The :class:`~speechrnn.decisions.DecisionConfig` from the threshold and smoothing controls."""
+        """The :class:`~speechrnn.decisions.DecisionConfig` from the threshold and smoothing controls.
+
+        A smoothing window too short for the default minimum count of results at this hop (0.1 s
+        holds two results 0.1 s apart) asks for as many as it can hold, so that it still detects.
+        """
+        from dataclasses import replace
+
         from speechrnn.decisions import DecisionConfig
 
-        return DecisionConfig(threshold=self.threshold, average_window_seconds=self.smoothing)
+        config = DecisionConfig(threshold=self.threshold, average_window_seconds=self.smoothing)
+        return replace(config, minimum_count=min(config.minimum_count, config.results_in_window(self.hop_seconds)))
 
     # ------------------------------------------------------------------------------------------ messages
 

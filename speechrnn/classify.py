@@ -536,6 +536,7 @@ def scan_audio(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     hop = max(1, round(hop_seconds / cfg.hop_seconds))
+    (decision or DecisionConfig()).check_hop(hop * cfg.hop_seconds)
     n_frames, hl, n_fft, rate = cfg.n_frames, cfg.hop_length, cfg.n_fft, cfg.sample_rate
     labels = tuple(classifier.labels)
     decider = CommandDecider(labels, config=decision, window_seconds=cfg.clip_seconds)
@@ -1034,6 +1035,10 @@ def run_classify(
             raise UsageError("--top-k and --batch-size must be >= 1 and --hop positive")
         if not clip_max_seconds >= 0:
             raise UsageError("--clip-max must be >= 0")
+        try:
+            decision.check_hop(hop_seconds)
+        except ValueError as exc:
+            raise UsageError(f"--hop: {exc}") from None
         if workers is not None and workers < 0:
             raise UsageError("--workers must be >= 0")
         if threads is not None and threads < 1:

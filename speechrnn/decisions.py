@@ -16,6 +16,7 @@ pairs in time order. The semantics follow TensorFlow's ``RecognizeCommands``:
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -53,6 +54,27 @@ class DecisionConfig:
             raise ValueError(f"threshold must be in [0, 1], not {self.threshold}")
         if self.average_window_seconds < 0 or self.suppression_seconds < 0 or self.minimum_count < 1:
             raise ValueError("window and suppression must be >= 0 and minimum_count >= 1")
+
+    def results_in_window(self, hop_seconds: float) -> int:
+        """How many results, one every ``hop_seconds``, the averaging window holds at most."""
+        return int(self.average_window_seconds / hop_seconds + 1e-6) + 1
+
+    def check_hop(self, hop_seconds: float) -> None:
+        """Raise ValueError when results every ``hop_seconds`` could never make a detection.
+
+        The averaging window must hold at least ``minimum_count`` of them (a 0.3 s hop leaves at
+        most 2 in the default 0.4 s window, fewer than the 3 it needs).
+        """
+        if not (hop_seconds > 0 and math.isfinite(hop_seconds)):
+            raise ValueError(f"the hop must be a positive number of seconds, not {hop_seconds!r}")
+        most = self.results_in_window(hop_seconds)
+        if most < self.minimum_count:
+            longest = self.average_window_seconds / max(self.minimum_count - 1, 1)
+            raise ValueError(
+                f"a hop of {hop_seconds:g} s leaves at most {most} result(s) in the {self.average_window_seconds:g} s "
+                f"averaging window, fewer than the {self.minimum_count} a detection needs: use a hop of at most "
+                f"{longest:g} s"
+            )
 
 
 @dataclass(frozen=True)

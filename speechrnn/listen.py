@@ -194,10 +194,11 @@ def listen(
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], not {threshold}")
-    if duration is not None and not duration > 0:
-        raise ValueError(f"duration must be positive, not {duration}")
-    if not hop > 0:
-        raise ValueError(f"hop must be positive, not {hop}")
+    if duration is not None and not (duration > 0 and math.isfinite(duration)):
+        raise ValueError(f"duration must be a positive number of seconds, not {duration} (leave it out to listen "
+                         "until Ctrl-C)")
+    if not (hop > 0 and math.isfinite(hop)):
+        raise ValueError(f"hop must be a positive number of seconds, not {hop}")
     classifier = Classifier.from_file(model, device=device, backend=backend)
     if classifier.device.type == "cpu":
         # one small model call per hop: extra threads only add synchronisation overhead

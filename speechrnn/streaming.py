@@ -102,9 +102,13 @@ class StreamingRecognizer:
         self.feature_config = cfg
         self.labels: tuple[str, ...] = tuple(classifier.labels)
         self.sample_rate: int = cfg.sample_rate
-        if not hop_seconds > 0:
-            raise ValueError(f"hop_seconds must be positive, got {hop_seconds!r}")
+        if not (hop_seconds > 0 and math.isfinite(hop_seconds)):
+            raise ValueError(f"hop_seconds must be a positive number, got {hop_seconds!r}")
+        if hop_seconds > cfg.clip_seconds:
+            raise ValueError(f"hop_seconds must be at most the clip length ({cfg.clip_seconds:g} s), "
+                             f"got {hop_seconds:g}")
         self.hop_frames: int = max(1, round(hop_seconds / cfg.hop_seconds))
+        (decision or DecisionConfig()).check_hop(self.hop_frames * cfg.hop_seconds)
         self._hop_length = cfg.hop_length
         self._n_fft = cfg.n_fft
         self._n_frames = cfg.n_frames
@@ -157,7 +161,14 @@ class StreamingRecognizer:
         self.set_decision(config)
 
     def set_decision(self, config: DecisionConfig) -> None:
-        """Use new decision settings from the next step on (the averaging history restarts)."""
+        """Use new decision settings from the next step on (the averaging history restarts).
+
+        Raises
+        ------
+        ValueError
+            The averaging window cannot hold ``minimum_count`` results at this hop.
+        """
+        config.check_hop(self.hop_seconds)
         self._decider = CommandDecider(self.labels, config=config, window_seconds=self.feature_config.clip_seconds)
 
     def recent_audio(self) -> np.ndarray:

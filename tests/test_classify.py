@@ -410,6 +410,13 @@ def test_closed_output_pipe_stops_quietly(synthetic_model, mixed_folder, repo_en
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
+def test_a_hop_that_could_never_detect_is_a_usage_error(classifier, long_recording, tmp_path) -> None:
+    path = write_wav(tmp_path / "long.wav", long_recording[0])
+    err = io.StringIO()
+    assert run_classify(paths=[path], classifier=classifier, hop_seconds=0.3, stderr=err) == 2
+    assert "--hop: a hop of 0.3 s leaves at most 2 result(s)" in err.getvalue()
+
+
 def test_bad_model_is_a_usage_error(tmp_path) -> None:
     write_wav(tmp_path / "a.wav", make_class_clip("tone", np.random.default_rng(1)))
     (tmp_path / "model.pt").write_text("not a model")

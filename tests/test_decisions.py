@@ -152,3 +152,18 @@ def test_bad_input() -> None:
         DecisionConfig(threshold=1.5)
     with pytest.raises(ValueError):
         DecisionConfig(minimum_count=0)
+
+
+def test_a_hop_too_long_for_the_window_is_refused() -> None:
+    """A detection needs minimum_count results in the averaging window: a 0.3 s hop gives at most 2 of 0.4 s."""
+    defaults = DecisionConfig()
+    assert defaults.results_in_window(0.1) == 5 and defaults.results_in_window(0.2) == 3
+    defaults.check_hop(0.2)
+    with pytest.raises(ValueError, match=r"a hop of 0\.3 s leaves at most 2 result\(s\).*at most 0\.2 s"):
+        defaults.check_hop(0.3)
+    for bad in (0.0, -0.1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="positive number of seconds"):
+            defaults.check_hop(bad)
+    # what the check protects against: at a 0.3 s hop nothing is ever detected
+    config = DecisionConfig(average_window_seconds=0.4, minimum_count=3, threshold=0.5)
+    assert run(segment("yes", 3.0, score=0.99), config, hop=0.3) == []

@@ -292,6 +292,11 @@ def test_model_choice_is_remembered(qtbot, settings, synthetic_model) -> None:
     defaults = DecisionConfig()
     assert window.decision_config() == defaults
     assert window.threshold_label.text() == f"{defaults.threshold:.2f}"
+    # the shortest smoothing (0.1 s holds two results at the 0.1 s hop) still detects
+    window.smoothing_spin.setValue(0.1)
+    assert window.decision_config().minimum_count == 2
+    window.decision_config().check_hop(window.hop_seconds)
+    window.smoothing_spin.setValue(defaults.average_window_seconds)
     window.threshold_slider.setValue(72)
     window.close()
     again = make_window(qtbot, settings, None)

@@ -84,6 +84,13 @@ def test_listen_bad_options(synthetic_model: Path, command_file, tmp_path: Path)
         listen(model=tmp_path / "missing.pt", file=path)
     with pytest.raises(AudioError, match=r"nope\.wav"):
         listen(model=synthetic_model, file=tmp_path / "nope.wav", device="cpu")
+    with pytest.raises(ValueError, match=r"a hop of 0\.3 s leaves at most 2 result"):
+        listen(model=synthetic_model, file=path, hop=0.3)  # would never detect anything
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="duration must be a positive number"):
+            listen(model=synthetic_model, file=path, duration=value)
+        with pytest.raises(ValueError, match="hop must be a positive number"):
+            listen(model=synthetic_model, file=path, hop=value)
 
 
 def test_run_engine_returns_detections_on_ctrl_c(synthetic_model: Path, command_file) -> None:
@@ -144,6 +151,10 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "none.pt" in err and err.count("\n") == 1
     assert main(["listen", "--fast"]) == 2
+    capsys.readouterr()
+    assert main(["listen", "--file", str(path), "--fast", "--hop", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: a hop of 0.5 s") and err.count("\n") == 1
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")

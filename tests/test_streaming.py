@@ -218,3 +218,16 @@ def test_bad_input_shape(random_classifier: Classifier) -> None:
         recognizer.push(np.zeros((100, 2), dtype=np.float32))
     assert recognizer.push(np.zeros(0, dtype=np.float32)) == []
     assert recognizer.push_steps(np.zeros((2000, 1), dtype=np.float32))[0].time > 0
+
+
+def test_hops_that_could_never_detect_are_refused(random_classifier: Classifier) -> None:
+    with pytest.raises(ValueError, match=r"a hop of 0\.3 s leaves at most 2 result"):
+        StreamingRecognizer(random_classifier, hop_seconds=0.3)
+    for bad in (float("inf"), float("nan"), 1e300):
+        with pytest.raises(ValueError, match="hop_seconds must be"):
+            StreamingRecognizer(random_classifier, hop_seconds=bad)
+    recognizer = StreamingRecognizer(random_classifier, hop_seconds=0.1)
+    with pytest.raises(ValueError, match="leaves at most 2 result"):
+        recognizer.set_decision(DecisionConfig(average_window_seconds=0.1, minimum_count=3))
+    recognizer.set_decision(DecisionConfig(average_window_seconds=0.1, minimum_count=2))
+    assert recognizer.decision.minimum_count == 2
