@@ -799,18 +799,21 @@ class MainWindow(QMainWindow):
                               "(classifying files still works).", level="warning", topic="audio")
             self._update_status()
             return
-        select = 0
+        default = 0
         for i, device in enumerate(devices):
             text = f"{device.name} (default)" if device.is_default else device.name
             self.device_combo.addItem(text, device.name)
             self.device_combo.setItemData(i, device.describe(), Qt.ItemDataRole.ToolTipRole)
-            if device.is_default and not current:
-                select = i
-        if current:
-            select = _match_device(devices, current, default=select)
-        self.device_combo.setCurrentIndex(select)
+            if device.is_default:
+                default = i
+        select = _match_device(devices, current, default=-1) if current else default
+        self.device_combo.setCurrentIndex(default if select < 0 else select)
         self.device_combo.blockSignals(False)
-        self._clear_banner("audio")
+        if select < 0:  # asked for (or remembered) but not there now: the system default, and say so
+            self._show_banner(f"Input device '{current}' not found: using {devices[default].name}. Choose "
+                              "another in the list, or reconnect it and press ⟳.", level="warning", topic="audio")
+        else:
+            self._clear_banner("audio")
         self._update_status()
 
     @Slot(str)
@@ -1560,7 +1563,7 @@ class MainWindow(QMainWindow):
         self.level_meter.set_level(self._latest_level)
         if self._latest_probabilities is not None:
             self.prob_bars.set_values(self._latest_probabilities)
-        self.decision_display.update()
+        self.decision_display.tick()
         if self._listen is not None and int(time.monotonic() * 4) % 2 == 0:
             self._update_status()
 

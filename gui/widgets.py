@@ -55,6 +55,7 @@ class LevelMeter(QWidget):
         self._level_db = floor_db
         self._peak_db = floor_db
         self._peak_time = time.monotonic()
+        self._drawn: tuple[int, int, int] | None = None  # (level, peak, text) as last painted
         self.setMinimumSize(120, 22)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("Input level (RMS, dBFS)")
@@ -73,7 +74,17 @@ class LevelMeter(QWidget):
         decayed = self._peak_db - 20.0 * max(0.0, now - self._peak_time - 0.8)
         if self._level_db >= decayed:
             self._peak_db, self._peak_time = self._level_db, now
-        self.update()
+        if self._state(now) != self._drawn:  # nothing visible changed: no repaint
+            self.update()
+
+    def _peak_now(self, now: float) -> float:
+        return self._peak_db - 20.0 * max(0.0, now - self._peak_time - 0.8)
+
+    def _state(self, now: float) -> tuple[int, int, int]:
+        """What the meter shows, to the pixel and the dB: the bar, the peak marker and the text."""
+        width = max(1, self.width() - 5)
+        return (round(width * self._fraction(self._level_db)), round(width * self._fraction(self._peak_now(now))),
+                round(self._level_db))
 
     def _fraction(self, level_db: float) -> float:
         return float(np.clip((level_db - self.floor_db) / -self.floor_db, 0.0, 1.0))
@@ -98,8 +109,9 @@ class LevelMeter(QWidget):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(gradient)
         painter.drawRoundedRect(filled, 3, 3)
-        age = time.monotonic() - self._peak_time
-        peak = self._peak_db - 20.0 * max(0.0, age - 0.8)
+        now = time.monotonic()
+        self._drawn = self._state(now)
+        peak = self._peak_now(now)
         if peak > self.floor_db:
             x = inner.left() + inner.width() * self._fraction(peak)
             painter.setPen(QPen(QColor(TEXT), 2))
@@ -116,11 +128,12 @@ class ProbabilityBars(QWidget):
     Parameters
     ----------
     max_rows : int
-        At most this many classes are shown (the most probable ones).
+        At most this many classes are shown (the most probable ones); 12 shows every class of
+        the 10-class default model and of the 12-class task.
     parent : QWidget, optional
     """
 
-    def __init__(self, *, max_rows: int = 8, parent: QWidget | None = None) -> None:
+    def __init__(self, *, max_rows: int = 12, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.max_rows = max_rows
         self._labels: tuple[str, ...] = ()
@@ -151,6 +164,8 @@ class ProbabilityBars(QWidget):
         else:
             probabilities = np.asarray(probabilities, dtype=np.float32)
             if probabilities.shape != (len(self._labels),):
+                return
+            if np.array_equal(probabilities, self._values):  # the same result again: nothing to repaint
                 return
             self._values = probabilities.copy()
         self.update()
@@ -260,6 +275,11 @@ class DecisionDisplay(QWidget):
         """Forget the detection shown."""
         self._label = None
         self.update()
+
+    def tick(self) -> None:
+        """Repaint if the detection shown is fading (called by the GUI timer); otherwise nothing changes."""
+        if self._label is not None and time.monotonic() - self._shown_at <= 2 * self.hold_seconds + 0.1:
+            self.update()
 
     def _alpha(self) -> float:
         age = time.monotonic() - self._shown_at
@@ -489,6 +509,7 @@ class SpectrogramView(pg.PlotWidget):
         self._received = 0
         self._arrival = time.monotonic()
         self._batch_seconds = 0.0
+        self._lag = 0.0
         self._placeholder.setPos(-self.seconds / 2, self.n_mels / 2)
         self._placeholder.setVisible(True)
         self._image.setRect(QRectF(-self.seconds, 0, self.seconds, self.n_mels))
@@ -521,7 +542,9 @@ class SpectrogramView(pg.PlotWidget):
         """
         if self._received:
             lag = min(time.monotonic() - self._arrival, self._batch_seconds)
-            self._image.setRect(QRectF(-self.seconds - lag, 0, self.seconds, self.n_mels))
+            if lag != self._lag:  # stopped (or caught up): the image stays where it is, no repaint
+                self._lag = lag
+                self._image.setRect(QRectF(-self.seconds - lag, 0, self.seconds, self.n_mels))
         if not self._dirty:
             return
         self._dirty = False

@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -352,6 +353,52 @@ def test_unreadable_folder_is_an_error_row_and_the_rest_classified(qtbot, settin
     assert "with errors" in window.files_summary.text()
 
 
+def test_missing_input_device_falls_back_to_the_system_default_and_says_so(qtbot, settings, synthetic_model) -> None:
+    """A device asked for (or remembered) that is not there now: the system default, with a warning."""
+    usb = InputDevice(index=0, name="USB mic", channels=1, default_samplerate=48000.0, is_default=False)
+    system = InputDevice(index=1, name="default", channels=2, default_samplerate=44100.0, is_default=True)
+
+    def lister(refresh: bool) -> list[InputDevice]:
+        return [usb, system]
+
+    window = make_window(qtbot, settings, synthetic_model, device_lister=lister, input_device="nosuchmic")
+    qtbot.waitUntil(lambda: window.device_combo.count() == 2, timeout=10000)
+    assert window.device_combo.currentData() == "default"
+    assert "'nosuchmic' not found: using default" in window.banner.text and window.banner.level == "warning"
+    window.close()
+    again = make_window(qtbot, settings, synthetic_model, device_lister=lister, input_device="usb")
+    qtbot.waitUntil(lambda: again.device_combo.count() == 2, timeout=10000)
+    assert again.device_combo.currentData() == "USB mic" and "not found" not in again.banner.text
+
+
+def test_live_view_repaints_only_what_changed(qtbot) -> None:
+    """The ~30 fps timer must not repaint widgets whose content is the same (the idle app used 10% of a core)."""
+    from gui.widgets import DecisionDisplay, LevelMeter, ProbabilityBars
+
+    labels = ("_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "go", "stop")
+    bars, meter, display = ProbabilityBars(), LevelMeter(), DecisionDisplay(hold_seconds=0.05)
+    for widget in (bars, meter, display):
+        qtbot.addWidget(widget)
+        widget.resize(300, 150)
+    bars.set_labels(labels)
+    assert [name for name, _ in bars.rows()] == list(labels)  # every class of a 10-class model is listed
+    updates: list[str] = []
+    for name, widget in (("bars", bars), ("meter", meter), ("display", display)):
+        widget.update = lambda name=name: updates.append(name)
+    values = np.linspace(0.0, 0.5, len(labels)).astype(np.float32)
+    bars.set_values(values)
+    bars.set_values(values.copy())
+    meter.set_level(-20.0)
+    meter.grab()  # paints it: the meter knows what it shows
+    meter.set_level(-20.0)
+    display.tick()  # nothing shown: nothing to animate
+    display.show_detection("yes", 0.9)
+    display.tick()  # fading: repainted
+    time.sleep(0.2)
+    display.tick()  # faded out: no more repaints
+    assert updates == ["bars", "meter", "display", "display"]
+
+
 class VanishingSource(FileSource):
     """A file source whose device disappears after ``blocks`` reads, as an unplugged microphone does."""
 
@@ -538,3 +585,9 @@ def test_teach_dialog_pauses_listening_and_loads_the_new_model(qtbot, settings, 
     qtbot.waitUntil(lambda: window.model_path == taught, timeout=20000)
     dialog.close()
     qtbot.waitUntil(lambda: window.teach_dialog is None, timeout=5000)
+
+
+def test_python_dash_m_gui_is_the_app(repo_env) -> None:
+    done = subprocess.run([sys.executable, "-m", "gui", "--help"], capture_output=True, text=True, env=repo_env,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: speechrnn-gui")
