@@ -31,6 +31,7 @@ import numpy as np
 from speechrnn.errors import DeviceError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import ModuleType, TracebackType
 
 __all__ = ["AudioSource", "FileSource", "InputDevice", "Microphone", "find_input", "list_inputs"]
@@ -439,8 +440,9 @@ class FileSource(_SourceBase):
     Parameters
     ----------
     audio : path-like or np.ndarray
-        A file (read with :func:`speechrnn.audio.load_audio`, resampled to ``sample_rate``) or
-        mono float audio already at ``sample_rate``.
+        A file (read as it is played, ten seconds at a time, with
+        :func:`speechrnn.audio.iter_audio_blocks`, resampled to ``sample_rate``: an hour-long file
+        takes no more memory than a short one) or mono float audio already at ``sample_rate``.
     sample_rate : int
         Rate of the delivered blocks, in Hz.
     block_seconds : float
@@ -456,8 +458,10 @@ class FileSource(_SourceBase):
     Raises
     ------
     speechrnn.errors.AudioError
-        The file cannot be read.
+        The file cannot be read (corrupt data further into a file is raised by :meth:`read`).
     """
+
+    _FILE_BLOCK_SECONDS = 10.0
 
     def __init__(
         self,
@@ -471,21 +475,29 @@ class FileSource(_SourceBase):
     ) -> None:
         if sample_rate <= 0 or not block_seconds > 0 or tail_silence_seconds < 0:
             raise ValueError("sample_rate and block_seconds must be positive, tail_silence_seconds >= 0")
+        self.sample_rate: int = int(sample_rate)
+        self._tail = round(tail_silence_seconds * sample_rate)
+        self._path: str | None = None
+        self._pending: list[np.ndarray] = []  # decoded samples not yet delivered (file input)
+        self._pending_size = 0
         if isinstance(audio, np.ndarray):
             signal = np.asarray(audio, dtype=np.float32)
             if signal.ndim != 1:
                 raise ValueError(f"expected mono audio of shape (n,), got shape {signal.shape}")
             self.name = "audio array"
+            self._signal = np.concatenate([signal, np.zeros(self._tail, np.float32)]) if self._tail else signal
+            if self._signal.size == 0:
+                raise ValueError("no audio to play")
+            self._length = int(self._signal.size)
         else:
-            from speechrnn.audio import load_audio
+            from speechrnn.audio import audio_info
 
-            signal = load_audio(audio, sample_rate=sample_rate)
+            self._path = os.fspath(audio)
             self.name = Path(audio).name
-        tail = np.zeros(round(tail_silence_seconds * sample_rate), dtype=np.float32)
-        self._signal = np.concatenate([signal, tail]) if tail.size else signal
-        if self._signal.size == 0:
-            raise ValueError("no audio to play")
-        self.sample_rate: int = int(sample_rate)
+            self._blocks = self._open()  # a missing or broken file is reported here
+            info = audio_info(self._path)
+            self._length = round(info.frames * sample_rate / info.sample_rate) + self._tail
+            self._signal = np.zeros(0, dtype=np.float32)
         self.block_seconds = float(block_seconds)
         self.realtime = realtime
         self.loop = loop
@@ -499,11 +511,46 @@ class FileSource(_SourceBase):
 
     @property
     def duration(self) -> float:
-        """Seconds of audio one pass delivers, tail silence included."""
-        return self._signal.size / self.sample_rate
+        """Seconds of audio one pass delivers, tail silence included (for some compressed files an estimate)."""
+        return self._length / self.sample_rate
+
+    def _open(self) -> Iterator[np.ndarray]:
+        """The file's blocks from its start, then its tail silence."""
+        from speechrnn.audio import iter_audio_blocks
+
+        assert self._path is not None
+        blocks = iter_audio_blocks(self._path, sample_rate=self.sample_rate, block_seconds=self._FILE_BLOCK_SECONDS)
+
+        def with_tail() -> Iterator[np.ndarray]:
+            yield from blocks
+            if self._tail:
+                yield np.zeros(self._tail, dtype=np.float32)
+
+        return with_tail()
+
+    def _next_from_file(self) -> np.ndarray | None:
+        """The next block of a file input (None at its end unless looping)."""
+        while self._pending_size < self._block:
+            chunk = next(self._blocks, None)
+            if chunk is None:
+                if not self.loop or self._position + self._pending_size == 0:
+                    break
+                self._blocks = self._open()
+                continue
+            self._pending.append(chunk)
+            self._pending_size += chunk.size
+        if self._pending_size == 0:
+            return None
+        joined = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        block, rest = joined[: self._block], joined[self._block :]
+        self._pending, self._pending_size = ([rest] if rest.size else []), int(rest.size)
+        return block
 
     def start(self) -> None:
         """Start (or restart) delivering from the beginning."""
+        if self._path is not None and self._position:
+            self._blocks = self._open()
+            self._pending, self._pending_size = [], 0
         self._position = 0
         self.finished = False
         self._started = time.monotonic()
@@ -534,6 +581,13 @@ class FileSource(_SourceBase):
                 return None
             if wait > 0:
                 time.sleep(wait)
+        if self._path is not None:
+            block = self._next_from_file()
+            if block is None:
+                self.finished = True
+                return None
+            self._position += block.size
+            return block.copy()
         start = self._position % self._signal.size if self.loop else self._position
         if start >= self._signal.size:
             self.finished = True

@@ -363,6 +363,41 @@ def test_file_source_loops(tmp_path: Path) -> None:
     assert source.read(0.1) is None
 
 
+def test_file_source_streams_a_long_file_in_bounded_blocks(tmp_path: Path, monkeypatch) -> None:
+    """A file is decoded ten seconds at a time as it is played, never whole, at any rate."""
+    import speechrnn.audio as audio_module
+
+    rng = np.random.default_rng(3)
+    audio = (0.1 * rng.standard_normal(25 * 22050)).astype(np.float32)
+    path = tmp_path / "long.flac"
+    sf.write(path, audio, 22050)
+    asked: list[float] = []
+    real_blocks = audio_module.iter_audio_blocks
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["block_seconds"])
+        return real_blocks(*args, **kwargs)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the whole file was loaded")
+
+    monkeypatch.setattr(audio_module, "iter_audio_blocks", spy)
+    monkeypatch.setattr(audio_module, "load_audio", never)
+    source = FileSource(path, sample_rate=16000, realtime=False, tail_silence_seconds=0.5)
+    assert source.duration == pytest.approx(25.5)
+    source.start()
+    blocks = []
+    while (block := source.read(0.1)) is not None:
+        blocks.append(block)
+    assert asked == [10.0] and {b.shape[0] for b in blocks[:-1]} == {320}
+    delivered = np.concatenate(blocks)
+    expected = np.concatenate(list(real_blocks(path, sample_rate=16000)))
+    np.testing.assert_array_equal(delivered[: expected.size], expected)
+    assert delivered.size == expected.size + 8000 and not delivered[expected.size :].any()
+    source.start()  # a restart plays the file again from its start
+    np.testing.assert_array_equal(source.read(0.1), expected[:320])
+
+
 def test_file_source_errors(tmp_path: Path) -> None:
     from speechrnn.errors import AudioError
 
