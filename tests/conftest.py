@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,3 +142,19 @@ def synthetic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rng() -> np.random.Generator:
     """A seeded random generator."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def deny_listing(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Make a folder fail to list as one without read permission does (tests may run as root, where
+    chmod does not bite): ``deny_listing(folder)``."""
+    denied: set[str] = set()
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path) in denied:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return lambda folder: denied.add(os.fspath(folder))

@@ -377,18 +377,11 @@ def test_folder_links_loops_and_duplicates(classifier, tmp_path) -> None:
     assert "symbolic links" in records[0]["error"] and err.count("\n") == 1
 
 
-def test_unlistable_folder_is_reported_and_the_rest_classified(classifier, tmp_path, monkeypatch) -> None:
+def test_unlistable_folder_is_reported_and_the_rest_classified(classifier, tmp_path, deny_listing) -> None:
     write_wav(tmp_path / "ok" / "a.wav", make_class_clip("rise", np.random.default_rng(1)))
     locked = tmp_path / "ok" / "locked"
     locked.mkdir()
-    real_scandir = os.scandir
-
-    def scandir(path="."):  # what a folder without read permission does (tests may run as root)
-        if os.fspath(path) == os.fspath(locked):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny_listing(locked)
     for recursive in (False, True):
         paths = [tmp_path / "ok"] + ([] if recursive else [locked])
         status, text, err = run(classifier, paths, tmp_path, "jsonl", recursive=recursive)

@@ -333,17 +333,9 @@ def test_no_input_device_is_reported_and_files_still_work(qtbot, settings, synth
 
 
 def test_unreadable_folder_is_an_error_row_and_the_rest_classified(qtbot, settings, synthetic_model, tmp_path,
-                                                                   rng, monkeypatch) -> None:
+                                                                   rng, deny_listing) -> None:
     folder = write_folder(tmp_path, rng)
-    locked = folder / "sub"
-    real_scandir = os.scandir
-
-    def scandir(path="."):  # what a folder without read permission does (tests may run as root)
-        if os.fspath(path) == os.fspath(locked):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny_listing(folder / "sub")
     window = make_window(qtbot, settings, synthetic_model)
     window.classify_paths([folder])
     qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)

@@ -332,12 +332,17 @@ def finished_run(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return args, folder / "run"
 
 
+def _copy_of(finished_run: tuple[list[str], Path], tmp_path: Path) -> tuple[list[str], Path]:
+    """The finished run's settings and a copy of its folder to work on."""
+    args, run = finished_run
+    shutil.copytree(run, tmp_path / "run")
+    return args, tmp_path / "run"
+
+
 def test_resume_with_other_settings_is_refused_naming_the_changes(
     finished_run: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args, run = finished_run
-    out = tmp_path / "run"
-    shutil.copytree(run, out)
+    args, out = _copy_of(finished_run, tmp_path)
     before = _files(out)
     changed = ["optim.batch_size=16", "seed=5", 'data.holdout_words=["hiss"]', "augment.enabled=false"]
     assert main(_argv(args, out, "--epochs", "3", *[x for c in changed for x in ("--set", c)])) == 1
@@ -353,9 +358,7 @@ def test_resume_with_other_settings_is_refused_naming_the_changes(
 def test_resume_may_move_the_data_and_extend_the_run(
     finished_run: tuple[list[str], Path], tree: Path, tmp_path: Path
 ) -> None:
-    args, run = finished_run
-    out = tmp_path / "run"
-    shutil.copytree(run, out)
+    args, out = _copy_of(finished_run, tmp_path)
     moved = shutil.copytree(tree, tmp_path / "moved")
     allowed = ["--data", str(moved), "--epochs", "3", "--set", "eval_batch_size=7", "--set", "prefetch=0"]
     assert main(_argv(args, out, *allowed)) == 0
@@ -405,9 +408,7 @@ def test_the_final_lines_agree_on_the_model_in_best_pt(
 def test_rerunning_a_finished_run_says_so_and_changes_nothing(
     finished_run: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args, run = finished_run
-    out = tmp_path / "run"
-    shutil.copytree(run, out)
+    args, out = _copy_of(finished_run, tmp_path)
     before = _files(out)
     for epochs in ("1", "2"):
         assert main(_argv(args, out, "--epochs", epochs)) == 0
@@ -452,9 +453,7 @@ def test_an_incomplete_training_state_is_one_line(
     damage: Callable[[dict[str, object]], object],
     reason: str,
 ) -> None:
-    args, run = finished_run
-    out = tmp_path / "run"
-    shutil.copytree(run, out)
+    args, out = _copy_of(finished_run, tmp_path)
     state = safe_torch_load(out / "last.pt")
     damage(state)
     torch.save(state, out / "last.pt")

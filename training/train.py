@@ -512,6 +512,8 @@ def train(
     out_dir = Path(out_dir)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     log_path, plot_path = out_dir / "log.csv", out_dir / "curves.png"
+    paths = {"out_dir": out_dir, "best_path": best_path, "last_path": last_path, "log_path": log_path,
+             "plot_path": plot_path}  # every TrainResult's files
 
     # ---- processes, device, seeds --------------------------------------------------------------
     dist_info, device = _setup_distributed(config.device)
@@ -555,11 +557,7 @@ def train(
         if final is not None:  # nothing left to do: say so, write nothing
             _leave_process_group(distributed)
             return TrainResult(
-                out_dir=out_dir,
-                best_path=best_path,
-                last_path=last_path,
-                log_path=log_path,
-                plot_path=plot_path,
+                **paths,
                 epochs_completed=start_epoch,
                 best_epoch=best_epoch,
                 best_val_accuracy=float(final.get("val_accuracy", best_acc)),
@@ -818,11 +816,7 @@ def train(
             print(f"{line} -> {best_path}", file=sys.stderr)
     _leave_process_group(distributed)
     return TrainResult(
-        out_dir=out_dir,
-        best_path=best_path,
-        last_path=last_path,
-        log_path=log_path,
-        plot_path=plot_path,
+        **paths,
         epochs_completed=epoch,
         best_epoch=best_epoch,
         # the figure of the model in best.pt, as its summary and the line above state it
