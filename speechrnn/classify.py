@@ -697,11 +697,15 @@ def iter_classify(
     ------
     speechrnn.errors.CheckpointError, speechrnn.errors.DeviceError
         The model cannot be loaded (raised before any record).
+    ValueError
+        Bad options, e.g. a hop whose results the decision's averaging window cannot hold
+        ``minimum_count`` of (:meth:`DecisionConfig.check_hop`).
     """
     if batch_size < 1 or top_k < 1:
         raise ValueError("batch_size and top_k must be >= 1")
     if not clip_max_seconds >= 0:
         raise ValueError(f"clip_max_seconds must be >= 0, got {clip_max_seconds!r}")
+    (decision or DecisionConfig()).check_hop(hop_seconds)  # else no long file could ever give a detection
     options = _ChunkOptions(top_k=top_k, decision=decision, hop_seconds=hop_seconds, batch_size=batch_size,
                             clip_max_seconds=clip_max_seconds)
     files = list(files)
