@@ -153,7 +153,8 @@ def _run_bench_app(env: dict[str, str], *args: str) -> subprocess.CompletedProce
 
 def test_bench_app_listens_in_the_real_window(synthetic_model: Path, tmp_path: Path, repo_env: dict[str, str]) -> None:
     out = tmp_path / "app.json"
-    done = _run_bench_app(repo_env, "--model", str(synthetic_model), "--seconds", "1.5", "--out", str(out))
+    done = _run_bench_app(repo_env, "--model", str(synthetic_model), "--seconds", "1.5", "--idle-seconds", "0.5",
+                          "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["model"] == str(synthetic_model) and result["backend"] in ("onnx", "torch")
@@ -162,7 +163,35 @@ def test_bench_app_listens_in_the_real_window(synthetic_model: Path, tmp_path: P
     assert re.fullmatch(r"Inference: \d+\.\d ms/hop", result["status_bar"])  # what the user sees
     assert result["frames_painted_per_second"] > 5 and result["dropped_blocks"] == 0
     assert 0 < result["process_cpu_share_of_one_core"]
-    assert "per-hop compute" in done.stdout
+    assert 0 <= result["idle_before_cpu_share_of_one_core"] and 0 <= result["idle_after_cpu_share_of_one_core"]
+    assert "per-hop compute" in done.stdout and "not listening" in done.stdout
+
+
+def _run_bench_listen(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(BENCHMARKS / "bench_listen.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_bench_listen_times_the_whole_command_in_real_time(synthetic_model: Path, tmp_path: Path,
+                                                           repo_env: dict[str, str]) -> None:
+    out = tmp_path / "listen.json"
+    done = _run_bench_listen(repo_env, "--model", str(synthetic_model), "--seconds", "6", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    short, long = result["runs"]
+    assert (short["seconds"], long["seconds"]) == (5.0, 6.0)
+    # paced like a microphone: each run lasts at least its listening time (start-up on top)
+    assert short["wall_s"] >= 5.0 and long["wall_s"] >= 6.0 and long["cpu_s"] > 0
+    assert result["steady_cpu_share_of_one_core"] == pytest.approx(long["cpu_s"] - short["cpu_s"])
+    assert "of one core while listening" in done.stdout
+
+
+def test_bench_listen_names_a_bad_model_file(tmp_path: Path, repo_env: dict[str, str]) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    done = _run_bench_listen(repo_env, "--model", str(bad), "--seconds", "6", "--out", str(tmp_path / "l.json"))
+    assert done.returncode == 1 and "bench_listen: speechrnn listen failed" in done.stderr
+    assert "broken.pt" in done.stderr and not (tmp_path / "l.json").exists()
 
 
 def test_bench_app_names_a_bad_model_file(tmp_path: Path, repo_env: dict[str, str]) -> None:
