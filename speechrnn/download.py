@@ -21,6 +21,7 @@ import shutil
 import sys
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Mapping
@@ -46,6 +47,10 @@ __all__ = [
 
 class DownloadError(SpeechRNNError):
     """A download, a checksum or an archive extraction failed; the message is one line."""
+
+
+class CorruptArchiveError(DownloadError):
+    """The archive is not a readable ``.tar.gz`` (cut short, or not an archive at all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,9 @@ def download_file(
     dest = Path(dest)
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https", "file"):
+        raise DownloadError(f"{url!r}: not a download address (use http://, https:// or file://)")
     want_hash = sha256.lower() if sha256 else None
     if dest.exists():
         problem = _verify(dest, expected_size, want_hash)
@@ -374,7 +382,7 @@ def _extract_members(archive: Path, staging: Path, *, progress: bool) -> None:
     except DownloadError:
         raise
     except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error) as exc:
-        raise DownloadError(f"{archive}: corrupt or truncated archive ({_one_line(str(exc))})") from None
+        raise CorruptArchiveError(f"{archive}: corrupt or truncated archive ({_one_line(str(exc))})") from None
     except OSError as exc:
         raise DownloadError(f"{archive}: extraction failed ({_os_reason(exc)})") from None
 
@@ -470,7 +478,11 @@ def download_speech_commands(
         download_file(spec.url, archive, expected_size=spec.size, sha256=spec.sha256, progress=progress)
     else:
         download_file(url, archive, progress=progress)
-    return extract_archive(archive, target, progress=progress)
+    try:
+        return extract_archive(archive, target, progress=progress)
+    except CorruptArchiveError as exc:  # kept, every later run would fail on it the same way
+        archive.unlink(missing_ok=True)
+        raise CorruptArchiveError(f"{exc}; deleted it: run again to download it anew") from None
 
 
 def download_command(*, version: str, root: Path, url: str | None, progress: bool) -> int:

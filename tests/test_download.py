@@ -296,6 +296,28 @@ def test_download_command(tmp_path: Path, server: Server, capsys: pytest.Capture
     assert "unknown Speech Commands version 'v9'" in capsys.readouterr().err
 
 
+def test_a_corrupt_archive_from_a_mirror_is_deleted_so_a_rerun_downloads_again(
+    tmp_path: Path, server: Server, archive_bytes: bytes
+) -> None:
+    """A mirror that served a cut-off archive (or a web page) must not leave it to fail every rerun."""
+    server.state.payload = archive_bytes[: len(archive_bytes) // 2]
+    with pytest.raises(DownloadError, match=r"corrupt or truncated archive.*deleted it: run again"):
+        download_speech_commands("v0.02", tmp_path, url=server.url, progress=False)
+    assert not (tmp_path / "speech_commands_v0.02.tar.gz").exists()
+    server.state.payload = archive_bytes  # the mirror is mended: the same command now works
+    folder = download_speech_commands("v0.02", tmp_path, url=server.url, progress=False)
+    assert "yes/abc_nohash_0.wav" in files_under(folder)
+
+
+@pytest.mark.parametrize("url", ["", "ftp//nonsense", "example.org/x.tar.gz"])
+def test_an_address_that_is_not_a_url_is_one_line(tmp_path: Path, url: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert download_command(version="v0.02", root=tmp_path / "root", url=url, progress=False) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a download address" in err
+    assert not (tmp_path / "root").exists()  # nothing created for it
+
+
 def test_dataset_table() -> None:
     assert set(DATASETS) == {"v0.01", "v0.02"}
     assert DATASETS["v0.01"].url == "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz"
