@@ -152,8 +152,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--onnx", action="store_true", help="export to ONNX (the only format so far, also used without this flag)"
     )
-    parser.add_argument("model", metavar="MODEL", help="the speechrnn model file (.pt) to export")
+    parser.add_argument("model", metavar="MODEL", nargs="?",
+                        help="the speechrnn model file (.pt) to export (or -m/--model)")
     parser.add_argument("output", metavar="OUT.onnx", help="the ONNX file to write")
+    parser.add_argument("-m", "--model", dest="model_option", metavar="FILE",
+                        help="the model file, as in other commands (instead of MODEL)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version, 12 or newer (default 17)")
     parser.add_argument(
         "--no-check", action="store_true", help="do not compare ONNX Runtime's results with PyTorch's after export"
@@ -170,8 +173,17 @@ def run_from_args(args: argparse.Namespace) -> int:
     import importlib.util
 
     check = not args.no_check and importlib.util.find_spec("onnxruntime") is not None
+    option = getattr(args, "model_option", None)
+    if option is not None and args.model is not None:
+        print("error: give the model file once: as MODEL or as --model", file=sys.stderr)
+        return 2
+    if option is None and args.model is None:  # never a default here: OUT would be taken for the model
+        print("error: give the model file: speechrnn export MODEL OUT.onnx (or --model MODEL OUT.onnx)",
+              file=sys.stderr)
+        return 2
+    model = option if option is not None else args.model
     try:
-        out = export_onnx(args.model, args.output, opset=args.opset, check=check)
+        out = export_onnx(model, args.output, opset=args.opset, check=check)
     except SpeechRNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

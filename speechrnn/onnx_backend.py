@@ -190,6 +190,13 @@ def export_model_bytes(checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET) ->
 
     if opset < MIN_OPSET:
         raise OnnxError(f"opset {opset} is too old for this model: use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    # the exporter's own limit (a private constant: when it is gone, the export itself says so)
+    from torch.onnx import _constants
+
+    newest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None)
+    if isinstance(newest, int) and opset > newest:
+        raise OnnxError(f"opset {opset} is newer than this PyTorch can export: use {MIN_OPSET} to {newest} "
+                        f"(default {DEFAULT_OPSET})")
 
     from speechrnn import __version__
 
@@ -274,6 +281,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an exported model is meant to be shared, as .pt files are
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

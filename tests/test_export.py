@@ -162,12 +162,31 @@ def test_cli_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_cli_export_usage_error() -> None:
+def test_cli_export_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from speechrnn.cli import main
 
-    with pytest.raises(SystemExit) as info:
-        main(["export", "--onnx", "only-one-path.pt"])
-    assert info.value.code == 2
+    only = tmp_path / "only-one-path.pt"
+    assert main(["export", "--onnx", str(only)]) == 2  # never taken as OUT with some default model
+    assert capsys.readouterr().err.startswith("error: give the model file") and not only.exists()
+    model = make_model(tmp_path / "m.pt")
+    assert main(["export", "--model", str(model), str(model), str(tmp_path / "x.onnx")]) == 2
+    assert "once" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+
+
+@needs_onnx
+def test_cli_export_takes_the_model_as_an_option_and_refuses_unknown_opsets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from speechrnn.cli import main
+
+    model = make_model(tmp_path / "m.pt")
+    assert main(["export", "--model", str(model), str(tmp_path / "a.onnx")]) == 0
+    assert (tmp_path / "a.onnx").stat().st_mode & 0o777 == 0o644  # readable by others, as model files are
+    capsys.readouterr()
+    assert main(["export", str(model), str(tmp_path / "b.onnx"), "--opset", "99"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: opset 99 is newer than this PyTorch can export")
+    assert captured.err.count("\n") == 1 and not (tmp_path / "b.onnx").exists()
 
 
 @needs_onnx
