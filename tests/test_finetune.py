@@ -284,3 +284,14 @@ def test_unreadable_recording_is_named(banked_model: Path, tmp_path: Path) -> No
     (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     with pytest.raises(FinetuneError, match=r"broken\.wav"):
         finetune(base=banked_model, words_dir=tmp_path / "words", out=tmp_path / "o.pt")
+
+
+def test_a_room_recording_too_short_and_a_folder_as_out_are_named(banked_model: Path, tmp_path: Path) -> None:
+    takes = {NEW_WORD: [make_take(np.random.default_rng(4)) for _ in range(3)]}
+    sf.write(tmp_path / "room.wav", np.zeros(SR // 20, dtype=np.float32), SR)  # 0.05 s: not a room recording
+    expect_error(r"room\.wav: room recording too short \(0\.05 s", base=banked_model, words_dir=takes,
+                 noise=tmp_path / "room.wav", out=tmp_path / "o.pt")
+    (tmp_path / "models").mkdir()
+    expect_error(r"models: is a folder; give the new model's file name", base=banked_model, words_dir=takes,
+                 out=tmp_path / "models", overwrite=True)
+    assert not (tmp_path / "o.pt").exists()

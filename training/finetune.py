@@ -255,7 +255,9 @@ class FinetuneReport:
             f"new words on held-out takes: {pct(self.new_word_accuracy)}",
             f"built-in words on {self.builtin_examples} held-out clips: {pct(self.builtin_accuracy_before)} before, "
             f"{pct(self.builtin_accuracy_after)} after",
-            f"new words firing on held-out silence/unknown/noise: {pct(self.false_accept_rate)}",
+            f"new words firing on held-out silence, other speakers' other words and noise: "
+            f"{pct(self.false_accept_rate)} (other words in the takes' own voice are not measured: say a few "
+            "and check that they stay unknown)",
             f"mode: {self.mode}; took {self.seconds:.1f} s",
         ]
         lines += [f"warning: {w}" for w in self.warnings]
@@ -391,9 +393,13 @@ def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
             files = [path]
         else:
             raise FinetuneError(f"{path}: noise file or folder not found")
-        out.extend(load_audio(f, sample_rate=sample_rate) for f in files)
-    out = [a for a in out if a.size >= sample_rate // 10 and np.all(np.isfinite(a))]
-    return out
+        for file in files:
+            audio = load_audio(file, sample_rate=sample_rate)
+            if audio.size < sample_rate // 10:
+                raise FinetuneError(f"{file}: room recording too short ({audio.size / sample_rate:.2f} s; "
+                                    "record at least a second of the room)")
+            out.append(audio)
+    return [a for a in out if a.size >= sample_rate // 10 and np.all(np.isfinite(a))]
 
 
 # ------------------------------------------------------------------------------------ augmentation
@@ -932,6 +938,8 @@ def finetune(
         hint = "pass --base MODEL" if base is None else "check the path"
         raise FinetuneError(f"{base_path}: no base model to extend ({hint}; train one with speechrnn-train)")
     out = Path(out).expanduser()
+    if out.is_dir():
+        raise FinetuneError(f"{out}: is a folder; give the new model's file name, e.g. {out / 'my_model.pt'}")
     if out.exists() and not overwrite:
         raise FinetuneError(f"{out}: file already exists (not overwritten; choose another name or pass --force)")
     if config.full and rehearsal_data is None:
@@ -1353,7 +1361,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Speech Commands tree of the base model's words (needed if the base has no "
                              "rehearsal bank)")
     parser.add_argument("--full", action="store_true", help="fine-tune the whole network (needs --rehearsal-data)")
-    parser.add_argument("--epochs", type=int, help="training epochs (head: default 40; --full: default 4)")
+    defaults = FinetuneConfig()
+    parser.add_argument("--epochs", type=int, help=f"training epochs (head: default {defaults.epochs}; "
+                                                   f"--full: default {defaults.full_epochs})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
