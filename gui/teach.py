@@ -650,6 +650,8 @@ class TeachWordDialog(QDialog):
         self.base_model = Path(path)  # a further word is added to this model, keeping this one
         self.base_labels = tuple(report.labels)
         self.takes = []
+        learned = ", ".join(f"'{w}'" for w in report.new_words)
+        self.prompt_label.setText(f"Learned {learned}: it is recognized now. To teach another word, type it.")
         self.word_edit.clear()
         self.name_edit.clear()
         self._refresh_takes()

@@ -136,6 +136,7 @@ def test_record_learn_and_recognize_live(qtbot, dialog: tuple[TeachWordDialog, S
     assert (user_dir / "recordings" / "_background_" / "room-001.wav").exists()
     assert widget.last_report.new_word_accuracy >= 0.9
     assert widget.base_model == path and NEW_WORD in widget.base_labels
+    assert widget.prompt_label.text().startswith(f"Learned '{NEW_WORD}'")  # not the last take's "more to go"
     assert widget.selected_model_name() is None and widget.models_list.count() == 1
 
     # the new word is detected live, next to the built-in ones, and silence stays silent

@@ -1393,7 +1393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise FinetuneError("--words DIR is required (a folder of <word>/*.wav recordings)")
         report = finetune(base=args.base, words_dir=args.words, out=args.out, noise=args.noise,
                           rehearsal_data=args.rehearsal_data, epochs=args.epochs, full=args.full or None,
-                          seed=args.seed, device=args.device, overwrite=args.force, show_progress=not args.quiet)
+                          seed=args.seed, device=args.device, overwrite=args.force,
+                          show_progress=not args.quiet and sys.stderr.isatty())  # a bar in a log is noise
     except (SpeechRNNError, ValueError) as exc:
         print(f"finetune: error: {exc}", file=sys.stderr)
         return 1
