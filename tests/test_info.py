@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,13 @@ def test_info_takes_the_model_file_as_an_option_too(synthetic_model: Path, capsy
         main(["info", str(synthetic_model), "--model", str(synthetic_model)])
     assert exit_info.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_info_summary_for_a_person(synthetic_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--format", "text"]) == 0  # the shipped model: its recorded figures in a few lines
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) <= 10 and lines[0].startswith("model file:") and "410,186 parameters" in lines[0]
+    assert "labels:       _silence_, _unknown_, yes, no, up, down, left, right, go, stop" in lines
+    assert any(line.startswith("recorded:") and re.search(r"test \d+\.\d\d%", line) for line in lines)
+    assert main(["info", str(synthetic_model), "-f", "text"]) == 0
+    assert "labels:       _silence_, _unknown_, rise, fall, tone, buzz" in capsys.readouterr().out
