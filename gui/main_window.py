@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
         self.device_lister: DeviceLister = device_lister or default_device_lister
         self.hop_seconds = hop_seconds
         self._wanted_input = None if input_device is None else str(input_device)
+        self._missing_input: str | None = None  # wanted, but not in the last device list
         self._cuda: bool | None = None  # checked on a worker thread (importing torch takes seconds)
         self._initial_model = model_path
         self._requested_compute = compute_device
@@ -789,7 +790,8 @@ class MainWindow(QMainWindow):
         self.refresh_button.setEnabled(True)
         wanted = self._wanted_input or str(self.settings.value("input_device", "") or "")
         self._wanted_input = None
-        current = self.selected_input_device or wanted
+        # a device missing at the last listing is still the one wanted (until the user picks another)
+        current = self._missing_input or self.selected_input_device or wanted
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
         if not devices:
@@ -809,6 +811,7 @@ class MainWindow(QMainWindow):
         select = _match_device(devices, current, default=-1) if current else default
         self.device_combo.setCurrentIndex(default if select < 0 else select)
         self.device_combo.blockSignals(False)
+        self._missing_input = current if select < 0 else None
         if select < 0:  # asked for (or remembered) but not there now: the system default, and say so
             self._show_banner(f"Input device '{current}' not found: using {devices[default].name}. Choose "
                               "another in the list, or reconnect it and press ⟳.", level="warning", topic="audio")
@@ -829,6 +832,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _device_changed(self, index: int) -> None:
+        self._missing_input = None  # the user chose: stop waiting for a missing device
         device = self.selected_input_device
         if device is not None:
             self.settings.setValue("input_device", device)

@@ -302,12 +302,12 @@ def _open_soundfile(name: str | bytes) -> tuple[sf.SoundFile, int | None]:
 
 
 def _check_complete(name: str, handle: sf.SoundFile) -> None:
-    """Raise if a WAV/AIFF file holds less audio data than its header promises (a cut-off copy).
+    """Raise if a WAV/AIFF/CAF file holds less audio data than its header promises (a cut-off copy).
 
     libsndfile reads such a file without complaint, up to where it ends, and notes the mismatch
     in its log; a streamed file whose header has a "length unknown" placeholder is not cut off.
     """
-    if handle.format not in ("WAV", "WAVEX", "RF64", "W64", "AIFF"):
+    if handle.format not in ("WAV", "WAVEX", "AIFF", "CAF"):  # W64/RF64 log their sizes otherwise
         return
     found = _CHUNK_SIZE_LOG.search(handle.extra_info)
     if found is None:

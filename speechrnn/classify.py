@@ -289,12 +289,12 @@ def collect_audio_files(
         found.setdefault(os.path.normcase(os.path.abspath(path)), path)
 
     names = [os.fspath(p) for p in paths]
+    seen: set[str] = set()  # real folders searched, over all the named paths
     for name in names:
         if not os.path.isdir(name):
             add(name)
             continue
         if recursive:
-            seen: set[str] = set()
             for folder, dirs, files in os.walk(name, onerror=lambda exc, top=name: report(exc.filename or top, exc),
                                                followlinks=True):
                 real = os.path.realpath(folder)
@@ -703,8 +703,8 @@ def iter_classify(
     """
     if batch_size < 1 or top_k < 1:
         raise ValueError("batch_size and top_k must be >= 1")
-    if not clip_max_seconds >= 0:
-        raise ValueError(f"clip_max_seconds must be >= 0, got {clip_max_seconds!r}")
+    if not (clip_max_seconds >= 0 and math.isfinite(clip_max_seconds)):
+        raise ValueError(f"clip_max_seconds must be a finite number >= 0, got {clip_max_seconds!r}")
     (decision or DecisionConfig()).check_hop(hop_seconds)  # else no long file could ever give a detection
     options = _ChunkOptions(top_k=top_k, decision=decision, hop_seconds=hop_seconds, batch_size=batch_size,
                             clip_max_seconds=clip_max_seconds)
@@ -1037,8 +1037,8 @@ def run_classify(
         decision = DecisionConfig() if threshold is None else DecisionConfig(threshold=threshold)
         if top_k < 1 or batch_size < 1 or not hop_seconds > 0:
             raise UsageError("--top-k and --batch-size must be >= 1 and --hop positive")
-        if not clip_max_seconds >= 0:
-            raise UsageError("--clip-max must be >= 0")
+        if not (clip_max_seconds >= 0 and math.isfinite(clip_max_seconds)):
+            raise UsageError("--clip-max must be a finite number >= 0")
         try:
             decision.check_hop(hop_seconds)
         except ValueError as exc:

@@ -178,8 +178,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("error: give the model file once: as MODEL or as --model", file=sys.stderr)
         return 2
     if option is None and args.model is None:  # never a default here: OUT would be taken for the model
-        print("error: give the model file: speechrnn export MODEL OUT.onnx (or --model MODEL OUT.onnx)",
-              file=sys.stderr)
+        print(f"error: give both the model file and the ONNX file to write: speechrnn export MODEL OUT.onnx "
+              f"(only {args.output!r} was given)", file=sys.stderr)
         return 2
     model = option if option is not None else args.model
     try:

@@ -494,8 +494,9 @@ class FileSource(_SourceBase):
 
             self._path = os.fspath(audio)
             self.name = Path(audio).name
-            self._blocks = self._open()  # a missing or broken file is reported here
-            info = audio_info(self._path)
+            info = audio_info(self._path)  # a missing or broken file is reported here
+            self._blocks: Iterator[np.ndarray] | None = None  # opened when playing starts
+            self._exhausted = False  # read to its end (not looping): not opened again until start()
             self._length = round(info.frames * sample_rate / info.sample_rate) + self._tail
             self._signal = np.zeros(0, dtype=np.float32)
         self.block_seconds = float(block_seconds)
@@ -528,13 +529,24 @@ class FileSource(_SourceBase):
 
         return with_tail()
 
+    def _close_file(self) -> None:
+        """Close the file being read (its reader's generator closes the handle)."""
+        blocks, self._blocks = self._blocks, None
+        if blocks is not None:
+            blocks.close()  # type: ignore[attr-defined]
+
     def _next_from_file(self) -> np.ndarray | None:
         """The next block of a file input (None at its end unless looping)."""
-        while self._pending_size < self._block:
+        if self._blocks is None and not self._exhausted:
+            self._blocks = self._open()
+        while self._blocks is not None and self._pending_size < self._block:
             chunk = next(self._blocks, None)
             if chunk is None:
                 if not self.loop or self._position + self._pending_size == 0:
+                    self._close_file()
+                    self._exhausted = True
                     break
+                self._close_file()
                 self._blocks = self._open()
                 continue
             self._pending.append(chunk)
@@ -548,16 +560,18 @@ class FileSource(_SourceBase):
 
     def start(self) -> None:
         """Start (or restart) delivering from the beginning."""
-        if self._path is not None and self._position:
-            self._blocks = self._open()
-            self._pending, self._pending_size = [], 0
+        if self._path is not None:
+            self._close_file()  # from the start again: reopened at the first read
+            self._pending, self._pending_size, self._exhausted = [], 0, False
         self._position = 0
         self.finished = False
         self._started = time.monotonic()
 
     def stop(self) -> None:
-        """Stop delivering; further reads return None."""
+        """Stop delivering (and close the file); further reads return None."""
         self._started = None
+        if self._path is not None:
+            self._close_file()
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next block; None on timeout, after :meth:`stop`, or once finished.

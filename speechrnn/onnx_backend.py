@@ -191,8 +191,10 @@ def export_model_bytes(checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET) ->
     if opset < MIN_OPSET:
         raise OnnxError(f"opset {opset} is too old for this model: use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
     # the exporter's own limit (a private constant: when it is gone, the export itself says so)
-    from torch.onnx import _constants
-
+    try:
+        from torch.onnx import _constants
+    except ImportError:
+        _constants = None
     newest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None)
     if isinstance(newest, int) and opset > newest:
         raise OnnxError(f"opset {opset} is newer than this PyTorch can export: use {MIN_OPSET} to {newest} "

@@ -363,6 +363,13 @@ def make_aiff_cut_in_the_middle(tmp_path: Path) -> Path:
     return tmp_path / "half.aiff"
 
 
+def make_caf_cut_short(tmp_path: Path) -> Path:
+    sf.write(tmp_path / "valid.caf", tone(TARGET_RATE, 0.1, 1), TARGET_RATE, subtype="PCM_16", format="CAF")
+    data = (tmp_path / "valid.caf").read_bytes()
+    (tmp_path / "cut.caf").write_bytes(data[:-1001])  # the end of its audio data is missing
+    return tmp_path / "cut.caf"
+
+
 def make_header_only_wav(tmp_path: Path) -> Path:
     sf.write(tmp_path / "silence.wav", np.zeros((0, 1), np.float32), TARGET_RATE, subtype="PCM_16")
     return tmp_path / "silence.wav"
@@ -400,6 +407,7 @@ BAD_INPUTS = [
     (make_flac_cut_in_the_middle, "corrupt audio data"),
     (make_wav_cut_in_the_middle, "truncated file (its header promises 3200 bytes of audio, 1600 are there)"),
     (make_aiff_cut_in_the_middle, "truncated file"),
+    (make_caf_cut_short, "truncated file"),
     (make_header_only_wav, "no audio samples"),
     (make_nan_wav, "contains NaN or infinite samples"),
     (make_inf_wav, "contains NaN or infinite samples"),

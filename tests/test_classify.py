@@ -369,6 +369,7 @@ def test_folder_links_loops_and_duplicates(classifier, tmp_path) -> None:
     (a / "self.wav").symlink_to(a / "self.wav")  # a link to itself
     expected = sorted(str(p) for p in (a / "other" / "y.wav", a / "self.wav", a / "x.wav"))
     assert collect_audio_files([a], recursive=True) == expected
+    assert collect_audio_files([a, b], recursive=True) == expected  # b was searched already, through a/other
     assert collect_audio_files([a]) == sorted([str(a / "self.wav"), str(a / "x.wav")])
     assert collect_audio_files([a / "x.wav", f"{a}{os.sep}.{os.sep}x.wav"]) == [str(a / "x.wav")]
     status, text, err = run(classifier, [a], tmp_path, "jsonl")

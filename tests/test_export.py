@@ -167,7 +167,7 @@ def test_cli_export_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
     only = tmp_path / "only-one-path.pt"
     assert main(["export", "--onnx", str(only)]) == 2  # never taken as OUT with some default model
-    assert capsys.readouterr().err.startswith("error: give the model file") and not only.exists()
+    assert capsys.readouterr().err.startswith("error: give both the model file and the ONNX file") and not only.exists()
     model = make_model(tmp_path / "m.pt")
     assert main(["export", "--model", str(model), str(model), str(tmp_path / "x.onnx")]) == 2
     assert "once" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

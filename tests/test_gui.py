@@ -358,6 +358,20 @@ def test_missing_input_device_falls_back_to_the_system_default_and_says_so(qtbot
     assert window.device_combo.currentData() == "default"
     assert "'nosuchmic' not found: using default" in window.banner.text and window.banner.level == "warning"
     window.close()
+    # unplugged, then plugged in again and refreshed: the device is taken back, the warning goes
+    present = [system]
+    window = make_window(qtbot, settings, synthetic_model, device_lister=lambda refresh: list(present),
+                         input_device="USB mic")
+    qtbot.waitUntil(lambda: window.device_combo.count() == 1, timeout=10000)
+    assert "'USB mic' not found" in window.banner.text
+    window.refresh_devices()  # still unplugged: still wanted, still said
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert "'USB mic' not found" in window.banner.text
+    present.insert(0, usb)
+    window.refresh_devices()
+    qtbot.waitUntil(lambda: window.device_combo.count() == 2, timeout=10000)
+    assert window.device_combo.currentData() == "USB mic" and "not found" not in window.banner.text
+    window.close()
     again = make_window(qtbot, settings, synthetic_model, device_lister=lister, input_device="usb")
     qtbot.waitUntil(lambda: again.device_combo.count() == 2, timeout=10000)
     assert again.device_combo.currentData() == "USB mic" and "not found" not in again.banner.text

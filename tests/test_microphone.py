@@ -398,6 +398,30 @@ def test_file_source_streams_a_long_file_in_bounded_blocks(tmp_path: Path, monke
     np.testing.assert_array_equal(source.read(0.1), expected[:320])
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_file_source_leaves_no_file_open(tmp_path: Path) -> None:
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(16001, dtype=np.float32), 16000)
+
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    before = open_files()
+    for _ in range(10):  # made and dropped without playing
+        FileSource(path, realtime=False)
+    source = FileSource(path, realtime=False)
+    source.start()
+    assert source.read(0.1) is not None
+    source.stop()  # stopped halfway
+    assert open_files() == before
+    source.start()
+    delivered = 0
+    while (block := source.read(0.1)) is not None:
+        delivered += block.size
+    assert delivered == 16001 + 16000  # the whole file, then its tail of silence
+    assert source.finished and open_files() == before
+
+
 def test_file_source_errors(tmp_path: Path) -> None:
     from speechrnn.errors import AudioError
 

@@ -395,7 +395,7 @@ def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
             raise FinetuneError(f"{path}: noise file or folder not found")
         for file in files:
             audio = load_audio(file, sample_rate=sample_rate)
-            if audio.size < sample_rate // 10:
+            if audio.size < sample_rate // 10 and not path.is_dir():  # a folder's odd short file is skipped
                 raise FinetuneError(f"{file}: room recording too short ({audio.size / sample_rate:.2f} s; "
                                     "record at least a second of the room)")
             out.append(audio)
