@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import FIXTURES, environment, write_results
+from common import environment, fixture_commands, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,13 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     from gui.app import create_application, process_events_until
     from gui.main_window import MainWindow
     from speechrnn import default_model_path
-    from speechrnn.audio import load_audio
     from speechrnn.microphone import FileSource, InputDevice
 
     model = Path(args.model) if args.model else default_model_path()
-    clips = sorted(FIXTURES.rglob("*.flac"))
-    gap = np.zeros(8000, dtype=np.float32)
-    audio = np.concatenate([part for clip in clips for part in (load_audio(clip, sample_rate=16000), gap)])
+    audio = fixture_commands(sample_rate=16000)
     device = InputDevice(index=0, name="command clips", channels=1, default_samplerate=16000.0, is_default=True)
     app = create_application([])
     with tempfile.TemporaryDirectory() as folder:

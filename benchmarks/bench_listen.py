@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import FIXTURES, ROOT, environment, write_results
+from common import ROOT, environment, fixture_commands, write_results
 
 SHORT_SECONDS = 5.0
 
@@ -68,11 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import soundfile as sf
 
-    from speechrnn.audio import load_audio
 
-    clips = sorted(FIXTURES.rglob("*.flac"))
-    gap = np.zeros(8000, dtype=np.float32)
-    audio = np.concatenate([part for clip in clips for part in (load_audio(clip, sample_rate=16000), gap)])
+    audio = fixture_commands(sample_rate=16000)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "commands.wav"
         sf.write(path, np.tile(audio, int(np.ceil(args.seconds * 16000 / audio.size)) + 1), 16000)

@@ -94,6 +94,18 @@ def real_clips(n: int, *, sample_rate: int = 16000, seed: int = 0) -> np.ndarray
     return out
 
 
+def fixture_commands(*, sample_rate: int = 16000, gap_seconds: float = 0.5) -> np.ndarray:
+    """The committed command clips one after another with ``gap_seconds`` of silence after each, float32 ``(n,)``.
+
+    What the live benchmarks play as if spoken into a microphone.
+    """
+    from speechrnn.audio import load_audio
+
+    gap = np.zeros(round(gap_seconds * sample_rate), dtype=np.float32)
+    clips = sorted(FIXTURES.rglob("*.flac"))
+    return np.concatenate([part for clip in clips for part in (load_audio(clip, sample_rate=sample_rate), gap)])
+
+
 def clip_files(n: int, *, seed: int = 0) -> list[Path]:
     """``n`` real clip files (FLAC) of the mini set (or the fixtures), repeated if needed."""
     source = MINI_DATA if MINI_DATA.is_dir() else FIXTURES
