@@ -919,7 +919,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("speechrnn-train: interrupted (rerun the same command to resume)", file=sys.stderr)
         return 130
-    if int(os.environ.get("RANK", "0")) == 0 and result.already_finished:
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks for the run
+        return 0
+    if result.already_finished:
         if result.stopped_early:
             how, then = f"stopped early at epoch {result.epochs_completed}", "use --no-resume or another --out"
         else:
@@ -928,7 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{result.out_dir}: the run is already finished ({how}); nothing changed; model {result.best_path} "
             f"(validation accuracy {result.best_val_accuracy:.4f}, epoch {result.best_epoch}); to train again, {then}"
         )
-    elif int(os.environ.get("RANK", "0")) == 0:
+    else:
         print(
             f"best validation accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); "
             f"model: {result.best_path}"
