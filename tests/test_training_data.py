@@ -476,6 +476,11 @@ def test_shipped_configs_parse(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.toml"
     config = load_config(path).resolved()
     assert config.model.n_classes == len(config.data.labels)
+    if name.startswith("v2"):  # the full-data configs scale the shipped architecture up, not another one
+        default = load_config(path.with_name("default.toml")).resolved()
+        same = ("cell", "bidirectional", "pooling", "num_layers", "conv_kernel", "conv_stride")
+        assert [getattr(config.model, k) for k in same] == [getattr(default.model, k) for k in same]
+        assert config.model.hidden_size > default.model.hidden_size and config.optim.ema_decay > 0
 
 
 def test_synthetic_noise_is_coloured_and_unit_rms() -> None:
