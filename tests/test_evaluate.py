@@ -74,6 +74,23 @@ def test_gain_scales_every_clip_before_the_features(synthetic_model: Path, tree:
         evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, gain_db=float("nan"))
 
 
+def test_room_reverberation_before_the_features(synthetic_model: Path, tree: Path, tmp_path: Path) -> None:
+    plain = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False)
+    # a room whose direct sound is 60 dB above its echoes is as good as dry
+    dry = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, room=(0.3, 60.0))
+    assert abs(dry.accuracy - plain.accuracy) <= 0.02 and dry.room == (0.3, 60.0)
+    # a long, far room changes the features (and the predictions), is seeded, and is written down
+    far = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, room=(2.0, -15.0))
+    again = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, room=(2.0, -15.0))
+    assert not np.array_equal(far.confusion, plain.confusion) and np.array_equal(far.confusion, again.confusion)
+    assert "in a room of RT60 2 s, DRR -15 dB" in far.table()
+    assert main([str(synthetic_model), "--data", str(tree), "--out", str(tmp_path / "r"), "--quiet",
+                 "--reverb", "2", "--drr", "-15"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["room"] == {"rt60_seconds": 2.0, "drr_db": -15.0}
+    with pytest.raises(ValueError, match="reverberation time"):
+        evaluate(synthetic_model, data_dir=tree, split="testing", progress=False, room=(0.0, 0.0))
+
+
 def test_evaluate_a_folder_by_label(synthetic_model: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     root = tmp_path / "folder"

@@ -289,6 +289,35 @@ def test_noise_mixing_respects_snr(tree: tuple[Path, dict[str, list[str]]], tmp_
     assert torch.allclose(snr, torch.full_like(snr, 10.0), atol=0.5)
 
 
+def test_room_reverberation_reaches_words_only_and_only_when_asked(
+    tree: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    root, _ = tree
+    data = SpeechCommandsData(_config(root, tmp_path), FEATURES, progress=False)
+    dry_config = AugmentConfig(speed_prob=0.0, gain_db=(0.0, 0.0), noise_prob=0.0, shift_seconds=0.0)
+    train = data.split("training", augment=dry_config)
+    items = train.items(0)
+    pick = np.concatenate([np.flatnonzero(items.kind == KIND_CLIP)[:6], np.flatnonzero(items.kind == KIND_SILENCE)[:2]])
+    items = items.take(pick)
+    burst = torch.zeros(len(pick), FEATURES.clip_samples)  # a short burst, then nothing: a room leaves a tail
+    burst[:, 2000:3600] = torch.from_numpy(np.random.default_rng(3).standard_normal((len(pick), 1600))).float() * 0.1
+    # off (the default): the waveforms pass untouched
+    assert torch.equal(train.augment_waveforms(burst.clone(), items, np.random.default_rng(0)), burst)
+    room = dataclasses.replace(dry_config, reverb_prob=1.0, reverb_rt60=(0.8, 0.8), reverb_drr_db=(0.0, 0.0))
+    wet = data.split("training", augment=room).augment_waveforms(burst.clone(), items, np.random.default_rng(0))
+    tail = wet[:, 5000:12000].square().mean(dim=1)
+    words = torch.from_numpy(items.kind != KIND_SILENCE)
+    assert bool((tail[words] > 1e-5).all())  # every word example got a reverberant tail ...
+    assert torch.equal(wet[~words], burst[~words])  # ... and _silence_ stays what it was
+    torch.testing.assert_close(wet.square().mean(dim=1), burst.square().mean(dim=1), rtol=1e-3, atol=1e-9)
+    with pytest.raises(ValueError, match="reverb_rt60"):
+        AugmentConfig(reverb_rt60=(0.0, 1.0))
+    with pytest.raises(ValueError, match="reverb_prob"):
+        AugmentConfig(reverb_prob=1.5)
+    config = load_config(None, ["augment.reverb_prob=0.3", "augment.reverb_drr_db=[-3, 12]"])
+    assert (config.augment.reverb_prob, config.augment.reverb_drr_db) == (0.3, (-3.0, 12.0))
+
+
 def test_made_negatives_and_extra_unknown(tree: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
     root, _ = tree
     extra = tmp_path / "extra" / "word"

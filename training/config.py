@@ -237,6 +237,13 @@ class AugmentConfig:
         SpecAugment: number of time masks and their largest width in frames.
     freq_masks, freq_mask_bands : int
         SpecAugment: number of frequency masks and their largest width in mel bands.
+    reverb_prob : float
+        Chance a word example is played through a synthetic room (:mod:`training.reverb`) before
+        noise is mixed in; 0 (the default) turns room reverberation off.
+    reverb_rt60 : tuple of (float, float)
+        Range of the room's reverberation time, in seconds, drawn uniformly.
+    reverb_drr_db : tuple of (float, float)
+        Range of the direct-to-reverberant energy ratio, in dB, drawn uniformly (lower: farther away).
     """
 
     enabled: bool = True
@@ -250,6 +257,9 @@ class AugmentConfig:
     time_mask_frames: int = 10
     freq_masks: int = 2
     freq_mask_bands: int = 5
+    reverb_prob: float = 0.0
+    reverb_rt60: tuple[float, float] = (0.2, 1.0)
+    reverb_drr_db: tuple[float, float] = (-3.0, 12.0)
 
     def __post_init__(self) -> None:
         if not 0 < self.speed[0] <= self.speed[1]:
@@ -259,8 +269,11 @@ class AugmentConfig:
         if self.shift_seconds < 0 or min(self.time_masks, self.freq_masks, self.time_mask_frames,
                                          self.freq_mask_bands) < 0:
             raise ValueError("augment sizes must not be negative")
-        if not (0 <= self.speed_prob <= 1 and 0 <= self.noise_prob <= 1):
-            raise ValueError("augment.speed_prob and augment.noise_prob must be in [0, 1]")
+        if not (0 <= self.speed_prob <= 1 and 0 <= self.noise_prob <= 1 and 0 <= self.reverb_prob <= 1):
+            raise ValueError("augment.speed_prob, augment.noise_prob and augment.reverb_prob must be in [0, 1]")
+        if not 0 < self.reverb_rt60[0] <= self.reverb_rt60[1] or self.reverb_drr_db[0] > self.reverb_drr_db[1]:
+            raise ValueError("augment.reverb_rt60 must be (low, high) seconds with 0 < low <= high, and "
+                             "augment.reverb_drr_db (low, high) with low <= high")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ The pipeline, built for speed on a couple of CPU cores:
 3. :class:`ClipDataset` builds one split's examples: the command words, ``_unknown_`` drawn from
    the other words (capped at a share of the examples, re-drawn every training epoch) and
    ``_silence_`` cut from the background-noise files at widely varying levels. A training split
-   augments whole batches at once in torch (time shift, speed, gain, noise mixing, then
-   SpecAugment time and frequency masks on the log-mel frames); validation and testing splits
-   never augment and are drawn once, so they give identical features every time.
+   augments whole batches at once in torch (time shift, speed, room reverberation when the recipe
+   asks for it, noise mixing, gain, then SpecAugment time and frequency masks on the log-mel
+   frames); validation and testing splits never augment and are drawn once, so they give
+   identical features every time.
 
 Features are computed per batch with :class:`speechrnn.features.LogMel`, the function inference uses.
 """
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from speechrnn.errors import AudioError, SpeechRNNError
 from speechrnn.features import FeatureConfig, LogMel
 from training.config import AugmentConfig, DataConfig
+from training.reverb import impulse_responses, reverberate
 
 SPLITS: tuple[str, ...] = ("training", "validation", "testing")
 BACKGROUND_DIR = "_background_noise_"
@@ -549,7 +551,7 @@ class ClipDataset:
         self.rng = np.random.default_rng([data.seed, SPLITS.index(split), 0])
         self._fixed_items: EpochItems | None = None
         self._silence_bank: torch.Tensor | None = None
-        self._cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._cache: dict[tuple[object, ...], torch.Tensor] = {}
         if not training:
             rng = np.random.default_rng([data.seed, SPLITS.index(split), 1])
             self._fixed_items = self._draw(rng)
@@ -684,7 +686,7 @@ class ClipDataset:
         return out
 
     def augment_waveforms(self, audio: torch.Tensor, items: EpochItems, rng: np.random.Generator) -> torch.Tensor:
-        """Batched waveform augmentation: speed and shift (one interpolation), noise, gain.
+        """Batched waveform augmentation: speed and shift (one interpolation), room reverberation, noise, gain.
 
         Parameters
         ----------
@@ -717,6 +719,15 @@ class ClipDataset:
                 audio[:, None, None, :], grid, mode="bilinear", padding_mode="zeros", align_corners=True
             )[:, 0, 0]
         words = items.kind != KIND_SILENCE
+        if aug.reverb_prob > 0:  # no draws when off: recipes without reverberation stay as they were
+            wet = np.flatnonzero(words & (rng.random(batch) < aug.reverb_prob))
+            if wet.size:
+                responses = impulse_responses(
+                    rng.uniform(aug.reverb_rt60[0], aug.reverb_rt60[1], wet.size),
+                    rng.uniform(aug.reverb_drr_db[0], aug.reverb_drr_db[1], wet.size),
+                    sample_rate=sr, rng=rng,
+                )
+                audio[wet] = reverberate(audio[wet], responses)
         mix = np.flatnonzero(words & (rng.random(batch) < aug.noise_prob))
         if mix.size and self.noise:
             noise = self._noise_crops(mix.size, rng)
@@ -760,10 +771,22 @@ class ClipDataset:
         return torch.where(mask, self.fill.to(frames.dtype), frames)
 
     def features_for(
-        self, items: EpochItems, *, rng: np.random.Generator | None = None, gain_db: float = 0.0
+        self, items: EpochItems, *, rng: np.random.Generator | None = None, gain_db: float = 0.0,
+        room: tuple[float, float] | None = None,
     ) -> torch.Tensor:
-        """Log-mel frames of ``items``: waveforms (scaled by ``gain_db``), augmentation (training
-        only), LogMel, SpecAugment.
+        """Log-mel frames of ``items``: waveforms (scaled by ``gain_db``, played through ``room``),
+        augmentation (training only), LogMel, SpecAugment.
+
+        Parameters
+        ----------
+        items : EpochItems
+        rng : np.random.Generator, optional
+            Draws the augmentation and the room's impulse responses (default: the split's own).
+        gain_db : float
+            Scale every clip by this many decibels first.
+        room : tuple of (float, float), optional
+            ``(rt60 seconds, direct-to-reverberant ratio dB)``: every word clip (not silence) is
+            convolved with its own random impulse response of that room (:mod:`training.reverb`).
 
         Returns
         -------
@@ -774,6 +797,14 @@ class ClipDataset:
             audio = self.waveforms(items, rng=rng)
             if gain_db:
                 audio = audio * 10.0 ** (gain_db / 20.0)
+            if room is not None:
+                words = np.flatnonzero(items.kind != KIND_SILENCE)
+                if words.size:
+                    responses = impulse_responses(
+                        np.full(words.size, room[0]), np.full(words.size, room[1]),
+                        sample_rate=self.features.sample_rate, rng=rng,
+                    )
+                    audio[words] = reverberate(audio[words], responses)
             audio = self.augment_waveforms(audio, items, rng)
             frames = self.log_mel(audio)
             return self.spec_augment(frames, rng)
@@ -825,27 +856,35 @@ class ClipDataset:
         per_rank = -(-len(self) // world)
         return -(-per_rank // batch_size)
 
-    def all_features(self, *, batch_size: int = 512, gain_db: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every example's frames and labels at once (evaluation splits; computed once per gain, then cached).
+    def all_features(
+        self, *, batch_size: int = 512, gain_db: float = 0.0, room: tuple[float, float] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every example's frames and labels at once (evaluation splits; computed once per gain and
+        room, then cached).
 
         Parameters
         ----------
         batch_size : int
         gain_db : float
             Scale every clip by this many decibels first (e.g. -35: a quiet talker).
+        room : tuple of (float, float), optional
+            ``(rt60 seconds, direct-to-reverberant ratio dB)``: play every word clip through that
+            room (see :meth:`features_for`); the impulse responses are seeded by the data's seed.
 
         Returns
         -------
         frames : torch.Tensor, shape (n, n_frames, n_mels)
         labels : torch.Tensor, shape (n,)
         """
-        key = (0, float(gain_db))
+        key = (0, float(gain_db), room)
         if self.training or key not in self._cache:
             items = self.items(0)
+            rooms = np.random.default_rng([self.data.seed, 5])
             parts = [
-                self.features_for(items.take(slice(s, s + batch_size)), gain_db=gain_db)
+                self.features_for(items.take(slice(s, s + batch_size)), gain_db=gain_db, room=room,
+                                  rng=rooms if room is not None else None)
                 for s in range(0, len(items), batch_size)
-            ]
+            ]  # fmt: skip
             frames = torch.cat(parts) if parts else torch.empty(0, self.features.n_frames, self.features.n_mels)
             if self.training:
                 return frames, torch.from_numpy(items.label)

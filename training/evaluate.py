@@ -65,6 +65,9 @@ class EvalReport:
         split of a refit (``data.train_on_validation``).
     gain_db : float
         The gain applied to every clip before the features (0: as recorded).
+    room : tuple of (float, float) or None
+        ``(rt60 seconds, direct-to-reverberant ratio dB)`` of the synthetic room every word clip
+        was played through (:mod:`training.reverb`); None: as recorded.
     backend : str
         What ran the model: ``torch``, ``onnx`` (float) or ``int8``.
     json_path, png_path : pathlib.Path or None
@@ -83,6 +86,7 @@ class EvalReport:
     mistakes: list[dict[str, Any]]
     held_out: bool = True
     gain_db: float = 0.0
+    room: tuple[float, float] | None = None
     backend: str = "torch"
     json_path: Path | None = None
     png_path: Path | None = None
@@ -102,6 +106,7 @@ class EvalReport:
             "mistakes": self.mistakes,
             "held_out": self.held_out,
             "gain_db": self.gain_db,
+            "room": None if self.room is None else {"rt60_seconds": self.room[0], "drr_db": self.room[1]},
             "backend": self.backend,
         }
 
@@ -112,6 +117,8 @@ class EvalReport:
             m = self.per_class[label]
             lines.append(f"{label:<12} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f} {m['support']:>8d}")
         at = f" at {self.gain_db:+g} dB" if self.gain_db else ""
+        if self.room is not None:
+            at += f" in a room of RT60 {self.room[0]:g} s, DRR {self.room[1]:+g} dB"
         lines.append(f"accuracy {self.accuracy:.4f} on {self.examples} clips{at} (macro F1 {self.macro_f1:.4f})")
         if not self.held_out:
             lines.append("note: the model was trained on these clips: this figure is not a held-out one")
@@ -156,6 +163,7 @@ def evaluate(
     json_name: str = "report.json",
     png_name: str = "confusion.png",
     gain_db: float = 0.0,
+    room: tuple[float, float] | None = None,
 ) -> EvalReport:
     """Accuracy, per-class metrics and a confusion matrix of a model on labelled clips.
 
@@ -183,6 +191,10 @@ def evaluate(
         File names of the report and the plot inside ``out_dir``.
     gain_db : float
         Scale every clip by this many decibels before the features (e.g. -30: a quiet talker).
+    room : tuple of (float, float), optional
+        ``(rt60 seconds, direct-to-reverberant ratio dB)``: play every word clip through a
+        synthetic room of that reverberation (:mod:`training.reverb`; each clip its own impulse
+        response, seeded by ``seed``); ``_silence_`` examples are left dry.
 
     Returns
     -------
@@ -201,11 +213,16 @@ def evaluate(
     from speechrnn.inference import Classifier
     from training.data import DataError, SpeechCommandsData, decode_clips, find_audio_files
     from training.metrics import classification_report, plot_confusion
+    from training.reverb import impulse_responses, reverberate
 
     if (data_dir is None) == (folder is None):
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
     if not math.isfinite(gain_db):
         raise ValueError(f"gain_db must be a finite number of decibels, not {gain_db}")
+    if room is not None:
+        room = (float(room[0]), float(room[1]))
+        if not (math.isfinite(room[0]) and 0 < room[0] <= 10 and math.isfinite(room[1])):
+            raise ValueError(f"a room needs a reverberation time in (0, 10] seconds and a finite DRR in dB, not {room}")
     classifier = Classifier.from_file(model_path, device=device, backend=backend)
     labels = tuple(classifier.labels)
     features = classifier.feature_config
@@ -215,7 +232,7 @@ def evaluate(
         data = SpeechCommandsData(config, features, seed=seed, progress=progress)
         dataset = data.split(split, training=False)
         items = dataset.items(0)
-        frames, truth_t = dataset.all_features(batch_size=batch_size, gain_db=gain_db)
+        frames, truth_t = dataset.all_features(batch_size=batch_size, gain_db=gain_db, room=room)
         truth = truth_t.numpy()
         names = [
             data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
@@ -248,10 +265,22 @@ def evaluate(
         keep = np.flatnonzero(ok)
         log_mel = LogMel(features)
         divisor = 32767.0 / 10.0 ** (gain_db / 20.0)  # int16 samples to floats, with the gain
+        silence = np.asarray(truth_list)[keep] == (labels.index(SILENCE) if SILENCE in labels else -1)
+        rooms = np.random.default_rng([seed, 5])
+
+        def batch_frames(rows: np.ndarray, dry: np.ndarray) -> torch.Tensor:
+            clips = torch.from_numpy(audio[rows].astype(np.float32) / divisor)
+            wet = np.flatnonzero(~dry)
+            if room is not None and wet.size:
+                responses = impulse_responses(np.full(wet.size, room[0]), np.full(wet.size, room[1]),
+                                              sample_rate=features.sample_rate, rng=rooms)  # fmt: skip
+                clips[wet] = reverberate(clips[wet], responses)
+            return log_mel(clips)
+
         with torch.inference_mode():
             frames = torch.cat(
                 [
-                    log_mel(torch.from_numpy(audio[keep[s : s + batch_size]].astype(np.float32) / divisor))
+                    batch_frames(keep[s : s + batch_size], silence[s : s + batch_size])
                     for s in range(0, len(keep), batch_size)
                 ]
             )
@@ -287,6 +316,7 @@ def evaluate(
         mistakes=mistakes,
         held_out=held_out,
         gain_db=float(gain_db),
+        room=room,
         backend=classifier.backend,
     )
     if out_dir is not None:
@@ -323,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gain-db", type=float, default=0.0,
                         help="scale every clip by this many dB first (e.g. -30: a quiet talker)")  # fmt: skip
+    parser.add_argument("--reverb", type=float, metavar="RT60",
+                        help="play every word clip through a synthetic room with this reverberation time in "
+                             "seconds (e.g. 0.6: an office; see training/reverb.py)")
+    parser.add_argument("--drr", type=float, default=0.0, metavar="DB",
+                        help="the room's direct-to-reverberant ratio for --reverb, dB (default 0; lower: farther "
+                             "from the microphone)")
     return parser
 
 
@@ -341,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             progress=not args.quiet,
             gain_db=args.gain_db,
+            room=None if args.reverb is None else (args.reverb, args.drr),
         )
     except (SpeechRNNError, ValueError) as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
