@@ -1,8 +1,9 @@
 """Log-mel spectrogram frames: the one feature function every path uses.
 
-Training, file classification and streaming all call :func:`log_mel` (batched torch) or
-:class:`StreamingLogMel` (the same arithmetic, frame by frame). :func:`log_mel_librosa` is the
-reference implementation they are tested against.
+Training, file classification and streaming all use :class:`LogMel`: called on whole clips or
+batches (batched torch, also through the :func:`log_mel` numpy wrapper), or its
+:meth:`LogMel.frames_numpy` on frames already cut from a stream (the same arithmetic, frame by
+frame). :func:`log_mel_librosa` is the reference implementation they are tested against.
 
 Frames are *not* centred: frame ``i`` covers samples ``[i * hop_length, i * hop_length + n_fft)``,
 so a stream can compute each frame as soon as its last sample arrives and get exactly the frames
