@@ -24,7 +24,8 @@ import shutil
 import stat
 import sys
 import warnings
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -175,7 +176,9 @@ def iter_audio_blocks(
     """Read a long audio file block by block, in bounded memory.
 
     The file is opened (and its problems reported) when this function is called; blocks are
-    read and resampled (with :class:`soxr.ResampleStream`) as the iterator is advanced.
+    read and resampled (with :class:`soxr.ResampleStream`) as the iterator is advanced. The
+    file is closed when the blocks run out, when the iterator's ``close()`` is called, or when
+    the iterator is dropped (advanced or not).
     Concatenating all blocks gives the same signal as :func:`load_audio` of the whole file
     (to within float rounding). Files libsndfile cannot open are decoded whole by the ffmpeg
     fallback and then sliced.
@@ -189,11 +192,11 @@ def iter_audio_blocks(
     block_seconds : float, keyword-only
         Length of each block, in seconds (default 10.0).
 
-    Yields
-    ------
-    numpy.ndarray
-        Shape ``(round(block_seconds * sample_rate),)``, dtype float32, mono; the last block
-        is shorter when the file does not fill it.
+    Returns
+    -------
+    iterator of numpy.ndarray
+        Blocks of shape ``(round(block_seconds * sample_rate),)``, dtype float32, mono; the
+        last block is shorter when the file does not fill it. It has a ``close()`` method.
 
     Raises
     ------
@@ -223,7 +226,7 @@ def iter_audio_blocks(
         if fd is not None:
             os.close(fd)
         raise
-    return _stream_blocks(name, handle, fd, sample_rate=sample_rate, block_len=block_len)
+    return _FileBlocks(name, handle, fd, sample_rate=sample_rate, block_len=block_len)
 
 
 def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
@@ -354,15 +357,55 @@ def _one_line(text: str, limit: int = 80) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+class _Release:
+    """Close a soundfile handle, then the descriptor under it: once (later calls do nothing)."""
+
+    def __init__(self, handle: sf.SoundFile, fd: int | None) -> None:
+        self._handle: sf.SoundFile | None = handle
+        self._fd = fd
+
+    def __call__(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            handle.close()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+
+
+class _FileBlocks(Iterator["NDArray[np.float32]"]):
+    """The blocks of an open soundfile (see :func:`iter_audio_blocks`), which owns the file.
+
+    A bare generator would leak the file when dropped or closed before its first ``next()``
+    (its ``finally`` never runs): here the file is also closed by :meth:`close` and, through
+    :func:`weakref.finalize`, when the iterator is garbage-collected.
+    """
+
+    def __init__(self, name: str, handle: sf.SoundFile, fd: int | None, *, sample_rate: int, block_len: int) -> None:
+        release = _Release(handle, fd)
+        self._blocks = _stream_blocks(name, handle, release, sample_rate=sample_rate, block_len=block_len)
+        self._release = weakref.finalize(self, release)  # holds the file, not the iterator
+
+    def __next__(self) -> NDArray[np.float32]:
+        return next(self._blocks)
+
+    def close(self) -> None:
+        """Stop reading and close the file (at any point; again is a no-op)."""
+        self._blocks.close()
+        self._release()
+
+
 def _stream_blocks(
     name: str,
     handle: sf.SoundFile,
-    fd: int | None,
+    release: Callable[[], None],
     *,
     sample_rate: int,
     block_len: int,
 ) -> Iterator[NDArray[np.float32]]:
-    """Yield ``block_len``-sample mono blocks at ``sample_rate`` from an open soundfile."""
+    """Yield ``block_len``-sample mono blocks at ``sample_rate`` from an open soundfile; ``release()`` closes it."""
     try:
         file_rate = int(handle.samplerate)
         resampler = None
@@ -414,9 +457,7 @@ def _stream_blocks(
         for start in range(0, buf.shape[0], block_len):
             yield np.ascontiguousarray(buf[start : start + block_len], dtype=np.float32)
     finally:
-        handle.close()
-        if fd is not None:
-            os.close(fd)
+        release()
 
 
 def _slice_blocks(signal: NDArray[np.float32], block_len: int) -> Iterator[NDArray[np.float32]]:

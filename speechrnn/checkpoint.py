@@ -155,6 +155,10 @@ def save_checkpoint(
         raise ValueError(f"{len(labels)} labels for a model with {model.config.n_classes} outputs")
     if weights_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"weights_dtype must be one of {', '.join(WEIGHT_DTYPES)}, not {weights_dtype!r}")
+    if feature_config.n_mels != model.config.n_mels:
+        raise ValueError(
+            f"the features have {feature_config.n_mels} mel bands but the model takes {model.config.n_mels}"
+        )
 
     def stored(value: torch.Tensor) -> torch.Tensor:
         value = value.detach().cpu().clone()
@@ -177,6 +181,13 @@ def save_checkpoint(
     return Path(path)
 
 
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type name when empty), at most ``limit`` characters."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read and validate a model file without executing anything in it.
 
@@ -184,7 +195,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     ------
     CheckpointError
         Missing, empty, unsafe (pickled code), corrupt, not a speechrnn model file of a known
-        version, or weights holding NaN or infinite values (a model that would score nothing).
+        version, a feature config that cannot compute frames, features whose mel-band count is
+        not the model's, a summary that is not a dict, extras that are not named tensors, or
+        weights holding NaN or infinite values (a model that would score nothing). The message
+        is one line naming the file.
     """
     payload = safe_torch_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -194,23 +208,43 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(path, f"model file format version {version} is not supported (need {FORMAT_VERSION})")
     try:
         feature_config = FeatureConfig.from_dict(payload["feature_config"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(path, f"bad feature config ({_one_line(exc)})") from None
+    try:
         model_config = ModelConfig.from_dict(payload["model_config"])
-        labels = tuple(str(label) for label in payload["labels"])
+        raw_labels = payload["labels"]
+        if not isinstance(raw_labels, (list, tuple)):  # a string would give one label per character
+            raise TypeError(f"labels must be a list, not {type(raw_labels).__name__}")
+        labels = tuple(str(label) for label in raw_labels)
         state_dict = {
             str(k): v.float() if v.dtype == torch.float16 else v for k, v in dict(payload["state_dict"]).items()
         }
         weights_dtype = str(payload.get("weights_dtype", "float32"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(path, f"model file is incomplete or inconsistent ({exc})") from None
+        raise CheckpointError(path, f"model file is incomplete or inconsistent ({_one_line(exc)})") from None
     if len(labels) != model_config.n_classes:
         raise CheckpointError(path, f"{len(labels)} labels but the model has {model_config.n_classes} outputs")
+    if feature_config.n_mels != model_config.n_mels:
+        raise CheckpointError(
+            path, f"the features have {feature_config.n_mels} mel bands but the model takes {model_config.n_mels}"
+        )
+    summary = payload.get("summary")
+    summary = {} if summary is None else summary
+    if not isinstance(summary, dict):
+        raise CheckpointError(path, f"its summary must be a dict, not {type(summary).__name__}")
+    extras = payload.get("extras")
+    extras = {} if extras is None else extras
+    if not isinstance(extras, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in extras.items()
+    ):
+        raise CheckpointError(path, "its extras must map names to tensors")
     checkpoint = Checkpoint(
         state_dict=state_dict,
         feature_config=feature_config,
         model_config=model_config,
         labels=labels,
-        summary=payload.get("summary") or {},
-        extras=payload.get("extras") or {},
+        summary=summary,
+        extras=extras,
         weights_dtype=weights_dtype,
     )
     try:

@@ -89,6 +89,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
@@ -122,7 +123,9 @@ CSV_COLUMNS: tuple[str, ...] = ("path", "label", "score", "top_k", "n_detections
 
 _SILENCE = "_silence_"
 _UNKNOWN = "_unknown_"
-_EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table"}
+_EXTENSION_FORMATS = MappingProxyType(
+    {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table"}
+)
 # Clips per LogMel call on the CPU: larger batches fall out of the cache.
 _CPU_FEATURE_BATCH = 32
 _BLOCK_SECONDS = 10.0
@@ -430,7 +433,9 @@ class _ChunkOptions:
 
 
 # Per-process state of the worker processes: the classifier, set once by the pool initializer in
-# each worker (inherited through fork, or pickled for spawn); never used in the main process.
+# each worker (inherited through fork, or pickled for spawn); never used in the main process. It is
+# a plain, writable dict on purpose (unlike the read-only tables above): a pool's initializer can
+# only hand its worker the classifier through module state, and each process has its own copy.
 _WORKER_STATE: dict[str, Classifier] = {}
 
 

@@ -12,18 +12,19 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from speechrnn import __version__
 
-#: subcommand name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
+#: subcommand name -> (module, one-line help); read-only
+COMMANDS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "classify": ("speechrnn.classify", "classify audio files and folders (clips and long recordings)"),
     "listen": ("speechrnn.listen", "recognize commands live from a microphone"),
     "download": ("speechrnn.download", "download and extract the Speech Commands data set"),
     "export": ("speechrnn.export", "export a model file to ONNX"),
     "info": ("speechrnn.info", "show what a model file holds: labels, dimensions, recorded accuracy"),
-}
+})
 
 
 def build_parser() -> argparse.ArgumentParser:

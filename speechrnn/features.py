@@ -1,8 +1,9 @@
 """Log-mel spectrogram frames: the one feature function every path uses.
 
-Training, file classification and streaming all call :func:`log_mel` (batched torch) or
-:class:`StreamingLogMel` (the same arithmetic, frame by frame). :func:`log_mel_librosa` is the
-reference implementation they are tested against.
+Training, file classification and streaming all use :class:`LogMel`: called on whole clips or
+batches (batched torch, also through the :func:`log_mel` numpy wrapper), or its
+:meth:`LogMel.frames_numpy` on frames already cut from a stream (the same arithmetic, frame by
+frame). :func:`log_mel_librosa` is the reference implementation they are tested against.
 
 Frames are *not* centred: frame ``i`` covers samples ``[i * hop_length, i * hop_length + n_fft)``,
 so a stream can compute each frame as soon as its last sample arrives and get exactly the frames
@@ -11,6 +12,8 @@ the offline function computes on the same samples.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,12 +58,36 @@ class FeatureConfig:
     log_floor: float = 1e-6
 
     def __post_init__(self) -> None:
+        """Refuse a config that could not compute frames (``ValueError``, one line naming the field).
+
+        Sizes are whole numbers of at least 1 (``sample_rate``, ``n_fft``, ``n_mels``, and the
+        window and hop once rounded to samples); times, band edges and ``log_floor`` are finite
+        numbers; ``0 <= fmin < fmax <= sample_rate / 2``; ``log_floor > 0``; the window fits in
+        ``n_fft`` and a clip holds at least one FFT.
+        """
+        for name in ("sample_rate", "n_fft", "n_mels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+        for name in ("clip_seconds", "window_seconds", "hop_seconds", "fmin", "fmax", "log_floor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+        for name, seconds, samples in (("window_seconds", self.window_seconds, self.win_length),
+                                       ("hop_seconds", self.hop_seconds, self.hop_length)):
+            if samples < 1:
+                raise ValueError(f"{name} {seconds!r} rounds to {samples} samples at {self.sample_rate} Hz; "
+                                 "it must be at least one sample")
         if self.win_length > self.n_fft:
             raise ValueError(f"window ({self.win_length} samples) is longer than n_fft ({self.n_fft})")
+        if not 0 <= self.fmin < self.fmax:
+            raise ValueError(f"the mel bands need 0 <= fmin < fmax, not fmin {self.fmin} Hz and fmax {self.fmax} Hz")
         if self.fmax > self.sample_rate / 2:
             raise ValueError(f"fmax {self.fmax} Hz is above the Nyquist frequency {self.sample_rate / 2} Hz")
+        if not self.log_floor > 0:
+            raise ValueError(f"log_floor must be positive, not {self.log_floor!r}")
         if self.clip_samples < self.n_fft:
-            raise ValueError("a clip must be at least one FFT long")
+            raise ValueError(f"a clip must be at least one FFT long ({self.clip_samples} samples, n_fft {self.n_fft})")
 
     @property
     def win_length(self) -> int:

@@ -35,9 +35,10 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,8 +51,10 @@ UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
 NOISE_FOLDER = "_background_noise_"
 
-#: Goals from the issue, reported against.
-GOALS = {"matched_percent_min": 90.0, "false_per_10min_max": 1.0, "latency_median_max_seconds": 0.3}
+#: Goals from the issue, reported against (read-only).
+GOALS: Mapping[str, float] = MappingProxyType(
+    {"matched_percent_min": 90.0, "false_per_10min_max": 1.0, "latency_median_max_seconds": 0.3}
+)
 
 
 # ----------------------------------------------------------------------------- building the stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import shutil
@@ -257,6 +258,33 @@ def test_iter_audio_blocks_reports_nan_while_iterating(tmp_path: Path) -> None:
     assert next(blocks).shape == (TARGET_RATE,)
     with pytest.raises(AudioError, match="contains NaN or infinite samples"):
         list(blocks)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd to count open files")
+@pytest.mark.parametrize("rate", [TARGET_RATE, 22050], ids=["same-rate", "resampled"])
+def test_iter_audio_blocks_closes_the_file_however_the_iterator_ends(tmp_path: Path, rate: int) -> None:
+    sf.write(tmp_path / "x.wav", tone(rate, 2.0, 1), rate)
+    gc.collect()
+    before = _open_descriptors()
+    for _ in range(50):  # dropped before the first block (the file used to stay open)
+        iter_audio_blocks(tmp_path / "x.wav", block_seconds=0.5)
+    assert _open_descriptors() == before
+    unstarted = [iter_audio_blocks(tmp_path / "x.wav", block_seconds=0.5) for _ in range(20)]
+    assert _open_descriptors() == before + 20  # open until closed: each holds its file
+    for blocks in unstarted:
+        blocks.close()
+    assert _open_descriptors() == before
+    for _ in range(20):  # dropped part-way, and read to the end
+        blocks = iter_audio_blocks(tmp_path / "x.wav", block_seconds=0.5)
+        assert next(blocks).shape == (TARGET_RATE // 2,)
+        del blocks
+        assert len(list(iter_audio_blocks(tmp_path / "x.wav", block_seconds=0.5))) == 4
+    gc.collect()
+    assert _open_descriptors() == before
 
 
 # --------------------------------------------------------------------------------------------

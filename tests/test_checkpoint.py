@@ -193,3 +193,69 @@ def test_weights_with_nan_or_infinity_are_refused_by_every_command(
     assert main(["info", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err and "NaN or infinite" in err
+
+
+def _doctored(tmp_path: Path, change: str) -> Path:
+    """A model file saved normally, then edited the way a hand-made or damaged file could be."""
+    path = save_checkpoint(tmp_path / f"{change}.pt", model=make_model(), feature_config=FeatureConfig(), labels=LABELS)
+    payload = torch.load(path, weights_only=True)
+    if change == "mels":
+        payload["feature_config"]["n_mels"] = 64
+    elif change == "hop":
+        payload["feature_config"]["hop_seconds"] = 1e-5
+    elif change == "rate":
+        payload["feature_config"].update(sample_rate=0, fmin=0.0, fmax=0.0)
+    elif change == "summary":
+        payload["summary"] = [["task", "x"]]
+    elif change == "extras":
+        payload["extras"] = {"bank": [1.0, 2.0]}
+    elif change == "labels":
+        payload["labels"] = "abcd"  # as many characters as the model has outputs
+    torch.save(payload, path)
+    return path
+
+
+DOCTORED = {
+    "mels": "the features have 64 mel bands but the model takes 40",
+    "hop": r"bad feature config \(hop_seconds 1e-05 rounds to 0 samples at 16000 Hz",
+    "rate": r"bad feature config \(sample_rate must be a whole number of at least 1",
+    "summary": "its summary must be a dict, not list",
+    "extras": "its extras must map names to tensors",
+    "labels": "labels must be a list, not str",
+}
+
+
+@pytest.mark.parametrize("change", sorted(DOCTORED))
+def test_inconsistent_files_are_refused_when_loaded(tmp_path: Path, change: str) -> None:
+    path = _doctored(tmp_path, change)
+    with pytest.raises(CheckpointError, match=DOCTORED[change]) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change", ["mels", "hop", "summary"])
+def test_commands_report_an_inconsistent_file_in_one_line(
+    tmp_path: Path, change: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from speechrnn.cli import main
+
+    path = _doctored(tmp_path, change)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.zeros(16000, dtype=np.float32), 16000)
+    assert main(["info", str(path), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().splitlines() == [captured.err.strip()]
+    assert captured.err.startswith(f"error: {path}: ")
+    assert main(["classify", "--model", str(path), str(clip), "--format", "jsonl"]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert f"error: {path}: " in captured.err and "Traceback" not in captured.err
+
+
+def test_save_refuses_features_the_model_cannot_take(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="64 mel bands but the model takes 40"):
+        save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(n_mels=64), labels=LABELS)
+    assert not (tmp_path / "m.pt").exists()

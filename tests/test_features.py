@@ -59,6 +59,41 @@ def test_invalid_configs_are_refused() -> None:
         FeatureConfig(sample_rate=8000, fmax=7600.0)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"sample_rate": 0, "fmax": 0.0}, "sample_rate must be a whole number of at least 1"),
+        ({"sample_rate": -16000}, "sample_rate must be a whole number"),
+        ({"sample_rate": 16000.0}, "sample_rate must be a whole number"),
+        ({"n_fft": 0}, "n_fft must be a whole number"),
+        ({"n_mels": 0}, "n_mels must be a whole number"),
+        ({"n_mels": True}, "n_mels must be a whole number"),
+        ({"hop_seconds": 1e-5}, "hop_seconds 1e-05 rounds to 0 samples at 16000 Hz"),
+        ({"hop_seconds": -0.01}, "hop_seconds -0.01 rounds to -160 samples"),
+        ({"hop_seconds": float("nan")}, "hop_seconds must be a finite number"),
+        ({"window_seconds": 0.0}, "window_seconds 0.0 rounds to 0 samples"),
+        ({"clip_seconds": float("inf")}, "clip_seconds must be a finite number"),
+        ({"clip_seconds": 0.01}, "at least one FFT long"),
+        ({"fmin": -1.0}, "0 <= fmin < fmax"),
+        ({"fmin": 7600.0}, "0 <= fmin < fmax"),
+        ({"fmin": 5000.0, "fmax": 4000.0}, "0 <= fmin < fmax"),
+        ({"log_floor": 0.0}, "log_floor must be positive"),
+        ({"fmax": "7600"}, "fmax must be a finite number"),
+    ],
+)
+def test_configs_that_cannot_compute_frames_are_refused(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        FeatureConfig(**overrides)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_edge_configs_are_accepted() -> None:
+    """The limits themselves are valid: fmin 0, fmax at Nyquist, a window as long as n_fft, a one-FFT clip."""
+    config = FeatureConfig(fmin=0.0, fmax=8000.0, n_fft=400, clip_seconds=0.025, hop_seconds=1 / 16000)
+    assert (config.win_length, config.hop_length, config.n_frames) == (400, 1, 1)
+    assert FeatureConfig(sample_rate=np.int64(8000), n_fft=256, fmax=4000).sample_rate == 8000  # type: ignore[arg-type]
+
+
 def test_too_short_audio_is_refused() -> None:
     with pytest.raises(ValueError, match="shorter than one frame"):
         LogMel(FeatureConfig())(torch.zeros(100))

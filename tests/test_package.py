@@ -48,3 +48,16 @@ def test_default_model_path_points_into_package() -> None:
 
     path = default_model_path()
     assert path.name == "default.pt" and path.parent.name == "models" and path.parent.parent.name == "speechrnn"
+
+
+def test_module_tables_are_read_only() -> None:
+    from speechrnn.classify import _EXTENSION_FORMATS
+    from speechrnn.cli import COMMANDS
+    from speechrnn.streaming_accuracy import GOALS
+
+    for table, key in ((COMMANDS, "classify"), (GOALS, "false_per_10min_max"), (_EXTENSION_FORMATS, ".csv")):
+        with pytest.raises(TypeError):
+            table[key] = table[key]  # type: ignore[index]
+        with pytest.raises((TypeError, AttributeError)):
+            table.pop(key)  # type: ignore[attr-defined]
+    assert "classify" in COMMANDS and GOALS["matched_percent_min"] == 90.0 and _EXTENSION_FORMATS[".ndjson"] == "jsonl"
