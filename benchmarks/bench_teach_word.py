@@ -2,138 +2,225 @@
 
 Teaches "computer" (10 espeak-ng takes of one synthetic speaker + 6 s of room noise) and "marvin"
 (10 real Speech Commands clips of a word the default model never trained on), then measures the
-new word on held-out and fresh takes and the built-in commands on real test-split clips.
+new word on held-out and fresh takes and the built-in commands on real test-split clips (the first
+80 testing-split clips of each of the 8 commands, speakers never trained on). The learning time is
+the wall time of :func:`training.finetune.finetune`; the seeds are fixed, so the accuracies repeat.
 
-    .venv/bin/python benchmarks/bench_teach_word.py [--base MODEL] [--data DIR] [--work DIR]
+Usage::
+
+    python benchmarks/bench_teach_word.py [--base MODEL] [--data DIR] [--work DIR] [--out FILE]
+
+Needs ``espeak-ng`` on the PATH and the Speech Commands mini set (``--data``). Prints a table and
+writes ``benchmarks/results/teach_word.json`` (or ``--out``).
 """
+
+from __future__ import annotations
 
 import argparse
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from speechrnn import default_model_path
-from speechrnn.audio import load_audio
-from speechrnn.checkpoint import load_checkpoint
-from speechrnn.inference import Classifier
-from speechrnn.trim import trim_to_speech
-from training.finetune import add_rehearsal_bank, finetune
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--base", type=Path, default=default_model_path())
-parser.add_argument(
-    "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/speech_commands_mini"
-)
-parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="teach-bench-")))
-args = parser.parse_args()
-DATA = args.data
-root = args.work
-root.mkdir(parents=True, exist_ok=True)
-banked = args.base
-if "rehearsal_embeddings" not in load_checkpoint(banked).extras:
-    banked = root / "banked.pt"
-    t = time.perf_counter()
-    add_rehearsal_bank(args.base, DATA, banked, per_class=200, heldout_per_class=100, progress=False)
-    print(f"bank built in {time.perf_counter() - t:.1f}s")
+from common import MINI_DATA, environment, table, write_results
+
+SAMPLE_RATE = 16000
+PROG = "bench_teach_word"
 
 
-def espeak(word, path, rng, voice="en-us"):
+def espeak(word: str, path: Path, rng: np.random.Generator, voice: str = "en-us") -> np.ndarray:
+    """Say ``word`` with espeak-ng at a random pitch and speed, pad, add hiss, write ``path``; the audio."""
+    import soundfile as sf
+
+    from speechrnn.audio import load_audio
+
     tmp = path.with_suffix(".raw.wav")
-    subprocess.run(
-        [
-            "espeak-ng",
-            "-v",
-            voice,
-            "-p",
-            str(int(rng.uniform(35, 65))),
-            "-s",
-            str(int(rng.uniform(140, 190))),
-            "-w",
-            str(tmp),
-            word,
-        ],
-        check=True,
-    )
-    a = load_audio(tmp, sample_rate=16000)
+    pitch, speed = str(int(rng.uniform(35, 65))), str(int(rng.uniform(140, 190)))
+    subprocess.run(["espeak-ng", "-v", voice, "-p", pitch, "-s", speed, "-w", str(tmp), word], check=True)
+    audio = load_audio(tmp, sample_rate=SAMPLE_RATE)
     tmp.unlink()
-    a = a / np.abs(a).max() * rng.uniform(0.2, 0.6)
-    pre, post = int(rng.uniform(0.2, 0.5) * 16000), int(rng.uniform(0.2, 0.5) * 16000)
-    out = np.concatenate([np.zeros(pre), a, np.zeros(post)]).astype(np.float32)
+    audio = audio / np.abs(audio).max() * rng.uniform(0.2, 0.6)
+    pre, post = int(rng.uniform(0.2, 0.5) * SAMPLE_RATE), int(rng.uniform(0.2, 0.5) * SAMPLE_RATE)
+    out = np.concatenate([np.zeros(pre), audio, np.zeros(post)]).astype(np.float32)
     out += (rng.standard_normal(out.size) * 10 ** rng.uniform(-3.3, -2.7)).astype(np.float32)
-    sf.write(path, out, 16000)
+    sf.write(path, out, SAMPLE_RATE)
     return out
 
 
-room = np.cumsum(np.random.default_rng(0).standard_normal(16000 * 6)) * 0.0002
-room = (room - np.convolve(room, np.ones(200) / 200, mode="same")).astype(np.float32)
-sf.write(root / "room.wav", room, 16000)
+def room_noise(path: Path) -> Path:
+    """Write 6 s of low-frequency room rumble (seed 0) to ``path``."""
+    import soundfile as sf
+
+    room = np.cumsum(np.random.default_rng(0).standard_normal(SAMPLE_RATE * 6)) * 0.0002
+    room = (room - np.convolve(room, np.ones(200) / 200, mode="same")).astype(np.float32)
+    sf.write(path, room, SAMPLE_RATE)
+    return path
 
 
-def eval_builtin(model_path, per_word=80):
-    # real clips of the testing split (speakers never trained on), the 8 commands
-    c = Classifier.from_file(model_path, device="cpu")
-    lines = [line.strip() for line in (DATA / "testing_list.txt").read_text().splitlines() if line.strip()]
-    words = [label for label in c.labels if not label.startswith("_")][:8]
+def eval_builtin(model_path: Path, data: Path, per_word: int = 80) -> tuple[float, float]:
+    """Accuracy on real testing-split clips of the 8 commands, and the share labelled as a new word."""
+    from speechrnn.inference import Classifier
+
+    classifier = Classifier.from_file(model_path, device="cpu")
+    lines = [line.strip() for line in (data / "testing_list.txt").read_text().splitlines() if line.strip()]
+    words = [label for label in classifier.labels if not label.startswith("_")][:8]
     files, truth = [], []
-    for w in words:
-        sel = [line for line in lines if line.startswith(w + "/")][:per_word]
-        files += [DATA / line for line in sel]
-        truth += [c.labels.index(w)] * len(sel)
-    preds = [p.label for p in c.classify(files)]
-    pi = np.array([c.labels.index(p) for p in preds])
-    return float((pi == np.array(truth)).mean()), float((pi >= 10).mean())
+    for word in words:
+        selected = [line for line in lines if line.startswith(word + "/")][:per_word]
+        files += [data / line for line in selected]
+        truth += [classifier.labels.index(word)] * len(selected)
+    predicted = np.array([classifier.labels.index(p.label) for p in classifier.classify(files)])
+    return float((predicted == np.array(truth)).mean()), float((predicted >= 10).mean())
 
 
-def fresh_eval(model_path, word, clips):
-    c = Classifier.from_file(model_path, device="cpu")
-    p = c.probabilities(np.stack(clips)).argmax(1)
-    return float((p == c.labels.index(word)).mean())
+def fresh_eval(model_path: Path, word: str, clips: list[np.ndarray]) -> float:
+    """Share of the one-second ``clips`` the model labels ``word``."""
+    from speechrnn.inference import Classifier
+
+    classifier = Classifier.from_file(model_path, device="cpu")
+    predicted = classifier.probabilities(np.stack(clips)).argmax(1)
+    return float((predicted == classifier.labels.index(word)).mean())
 
 
-b_acc, _ = eval_builtin(banked)
-print(f"base: built-in accuracy on testing clips {b_acc:.3f}")
-# --- word A: one synthetic "user" (espeak-ng) says "computer" 10 times
-rng = np.random.default_rng(1)
-wdir = root / "words_a"
-shutil.rmtree(wdir, ignore_errors=True)
-(wdir / "computer").mkdir(parents=True)
-for i in range(10):
-    espeak("computer", wdir / "computer" / f"take-{i + 1:03d}.wav", rng)
-fresh = []
-for _ in range(30):
-    a = espeak("computer", root / "tmp.wav", rng)
-    w = trim_to_speech(a, 16000)[:16000]
-    clip = (rng.standard_normal(16000) * 10 ** rng.uniform(-3.3, -2.7)).astype(np.float32)
-    off = int(rng.integers(0, 16000 - w.size + 1))
-    clip[off : off + w.size] = w
-    fresh.append(clip)
-for label, dirp, word, noise in (("computer (espeak, 1 voice)", wdir, "computer", root / "room.wav"),):
-    out = root / "out_a.pt"
-    t = time.perf_counter()
-    rep = finetune(base=banked, words_dir=dirp, out=out, noise=noise, overwrite=True)
-    el = time.perf_counter() - t
-    a_acc, fire = eval_builtin(out)
-    print(f"[{label}] {el:.1f}s\n" + rep.describe())
-    print(
-        f"  independent: fresh takes {fresh_eval(out, word, fresh):.3f}; "
-        f"built-in testing clips {b_acc:.3f} -> {a_acc:.3f}; new word fires on built-in clips {fire:.3f}"
-    )
-# --- word B: real Speech Commands 'marvin' clips (held-out word, different speakers)
-wdir = root / "words_b"
-shutil.rmtree(wdir, ignore_errors=True)
-for word in ("marvin",):
-    (wdir / word).mkdir(parents=True)
-    for f in sorted((DATA / word).glob("*.flac")):
-        shutil.copy(f, wdir / word / f.name)
-out = root / "out_b.pt"
-t = time.perf_counter()
-rep = finetune(base=banked, words_dir=wdir, out=out, overwrite=True)
-el = time.perf_counter() - t
-a_acc, fire = eval_builtin(out)
-print(f"[marvin (real clips, {len(list((wdir / 'marvin').iterdir()))} speakers)] {el:.1f}s\n" + rep.describe())
-print(f"  independent: built-in testing clips {b_acc:.3f} -> {a_acc:.3f}; new word fires on built-in clips {fire:.3f}")
+def computer_takes(root: Path) -> tuple[Path, list[np.ndarray]]:
+    """10 espeak-ng takes of "computer" under ``root/words_a/computer`` and 30 fresh one-second clips (seed 1)."""
+    from speechrnn.trim import trim_to_speech
+
+    rng = np.random.default_rng(1)
+    words = root / "words_a"
+    shutil.rmtree(words, ignore_errors=True)
+    (words / "computer").mkdir(parents=True)
+    for i in range(10):
+        espeak("computer", words / "computer" / f"take-{i + 1:03d}.wav", rng)
+    fresh = []
+    for _ in range(30):
+        speech = trim_to_speech(espeak("computer", root / "tmp.wav", rng), SAMPLE_RATE)[:SAMPLE_RATE]
+        clip = (rng.standard_normal(SAMPLE_RATE) * 10 ** rng.uniform(-3.3, -2.7)).astype(np.float32)
+        offset = int(rng.integers(0, SAMPLE_RATE - speech.size + 1))
+        clip[offset : offset + speech.size] = speech
+        fresh.append(clip)
+    return words, fresh
+
+
+def marvin_takes(root: Path, data: Path) -> Path:
+    """The real "marvin" clips of ``data`` copied under ``root/words_b/marvin``."""
+    words = root / "words_b"
+    shutil.rmtree(words, ignore_errors=True)
+    (words / "marvin").mkdir(parents=True)
+    for f in sorted((data / "marvin").glob("*.flac")):
+        shutil.copy(f, words / "marvin" / f.name)
+    return words
+
+
+def teach(base: Path, words: Path, out: Path, data: Path, noise: Path | None = None) -> dict[str, Any]:
+    """Fine-tune ``base`` on ``words``; the learning time, the report's figures and the built-in figures."""
+    from training.finetune import finetune
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    report = finetune(base=base, words_dir=words, out=out, noise=noise, overwrite=True)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    after, fires = eval_builtin(out, data)
+    print(report.describe())
+    return {
+        "learning_time_s": round(seconds, 2),
+        "learning_cpu_s": round(cpu_seconds, 2),  # all threads; next to the wall time, it shows the load's share
+        "report": report.as_dict(),
+        "builtin_accuracy_after": after,
+        "new_word_fires_on_builtin": fires,
+    }
+
+
+def check_inputs(data: Path, base: Path) -> str | None:
+    """Why the benchmark cannot run (one line), or None."""
+    if not (data / "testing_list.txt").is_file() or not sorted((data / "marvin").glob("*.flac")):
+        return f"{data} is not the Speech Commands mini set (no testing_list.txt or marvin/*.flac); pass --data DIR"
+    if shutil.which("espeak-ng") is None:
+        return "espeak-ng is not on the PATH (it speaks the 'computer' takes); install it, e.g. apt install espeak-ng"
+    if not base.is_file():
+        return f"{base}: no such model file; pass --base MODEL"
+    return None
+
+
+def pct(value: float | None) -> str:
+    """``0.975`` -> ``97.5%``; None -> ``-``."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def run(base: Path, data: Path, root: Path) -> dict[str, Any]:
+    """Both words taught to ``base`` (given a rehearsal bank first if it has none), working in ``root``."""
+    from speechrnn.checkpoint import load_checkpoint
+    from training.finetune import add_rehearsal_bank
+
+    banked, bank_seconds = base, None
+    if "rehearsal_embeddings" not in load_checkpoint(base).extras:
+        banked = root / "banked.pt"
+        start = time.perf_counter()
+        add_rehearsal_bank(base, data, banked, per_class=200, heldout_per_class=100, progress=False)
+        bank_seconds = round(time.perf_counter() - start, 2)
+        print(f"bank built in {bank_seconds:.1f}s")
+    before, _ = eval_builtin(banked, data)
+    print(f"base: built-in accuracy on testing clips {pct(before)}")
+
+    words_a, fresh = computer_takes(root)
+    noise = room_noise(root / "room.wav")
+    computer = teach(banked, words_a, root / "out_a.pt", data, noise=noise)
+    computer["fresh_takes_accuracy"] = fresh_eval(root / "out_a.pt", "computer", fresh)
+    computer["fresh_takes"] = len(fresh)
+    computer["takes"] = "10 espeak-ng takes of one voice (en-us, seed 1) + 6 s of room noise (seed 0)"
+
+    words_b = marvin_takes(root, data)
+    marvin = teach(banked, words_b, root / "out_b.pt", data)
+    marvin["takes"] = f"{len(list((words_b / 'marvin').iterdir()))} real Speech Commands clips ({data / 'marvin'})"
+    return {
+        "base_model": str(base),
+        "bank_built_s": bank_seconds,
+        "data": str(data),
+        "builtin_eval": "first 80 testing-split clips of each of the 8 commands",
+        "builtin_accuracy_before": before,
+        "words": {"computer": computer, "marvin": marvin},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, help="model to extend (default: the shipped default model)")
+    parser.add_argument("--data", type=Path, default=MINI_DATA, help=f"Speech Commands mini set (default {MINI_DATA})")
+    parser.add_argument("--work", type=Path, help="folder for the takes and new models (default: a temporary one)")
+    parser.add_argument("--out", help="JSON output (default benchmarks/results/teach_word.json)")
+    args = parser.parse_args(argv)
+
+    from speechrnn import default_model_path
+
+    base = args.base or default_model_path()
+    problem = check_inputs(args.data, base)
+    if problem:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 1
+    load_at_start = environment()["load_average_1min"]
+    with tempfile.TemporaryDirectory(prefix="teach-bench-") as temporary:
+        root = args.work or Path(temporary)
+        root.mkdir(parents=True, exist_ok=True)
+        result = run(base, args.data, root)
+    result["environment"] = {**environment(), "load_average_1min_at_start": load_at_start}
+    rows = [
+        [name, f"{r['learning_time_s']:.1f} s", pct(r["report"]["new_word_accuracy"]),
+         pct(r.get("fresh_takes_accuracy")),
+         f"{pct(result['builtin_accuracy_before'])} -> {pct(r['builtin_accuracy_after'])}",
+         pct(r["new_word_fires_on_builtin"])]
+        for name, r in result["words"].items()
+    ]
+    print(table(rows, ["new word, 10 takes", "learning", "held-out", "fresh", "built-in before -> after", "fires"]))
+    print(f"wrote {write_results('teach_word', result, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -202,3 +202,24 @@ def test_bench_app_names_a_bad_model_file(tmp_path: Path, repo_env: dict[str, st
     assert done.returncode == 1
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("bench_app:")]  # Qt may add its own
     assert "broken.pt" in line and "not a readable model file" in line and not out.exists()
+
+
+def _run_bench_teach_word(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(BENCHMARKS / "bench_teach_word.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bench_teach_word_says_in_one_line_what_is_missing(tmp_path: Path, repo_env: dict[str, str]) -> None:
+    out = tmp_path / "teach.json"
+    done = _run_bench_teach_word(repo_env, "--data", str(tmp_path / "nowhere"), "--out", str(out))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert done.stderr.startswith("bench_teach_word: error: ") and "nowhere" in done.stderr
+    # a data folder of the right layout, but no espeak-ng on the PATH
+    (tmp_path / "data" / "marvin").mkdir(parents=True)
+    (tmp_path / "data" / "testing_list.txt").write_text("marvin/a.flac\n")
+    (tmp_path / "data" / "marvin" / "a.flac").write_bytes(b"")
+    done = _run_bench_teach_word({**repo_env, "PATH": str(tmp_path)}, "--data", str(tmp_path / "data"),
+                                 "--out", str(out))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert done.stderr.startswith("bench_teach_word: error: espeak-ng is not on the PATH")
+    assert not out.exists()
