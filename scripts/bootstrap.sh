@@ -10,6 +10,7 @@ venv=${SPEECHRNN_VENV:-.venv}
 python=${PYTHON:-python3}
 
 packages=(
+  python3-venv                                                # python3 -m venv (not in a minimal Debian/Ubuntu)
   libportaudio2 libsndfile1                                   # audio I/O
   libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
@@ -28,8 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
+if [ ! -x "$venv/bin/python" ] || [ ! -x "$venv/bin/pip" ]; then
+  # --clear: a venv left half-made by an earlier failure (no pip) is made again, not reused
+  "$python" -m venv --clear "$venv"
 fi
 # The CPU build of torch first: a plain "torch" requirement would pull a multi-GB CUDA build.
 # (On a machine with an NVIDIA GPU, install the CUDA build you want instead before this script.)
@@ -37,4 +39,11 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   "$venv/bin/pip" install -q torch==2.13.0 || \
     "$venv/bin/pip" install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
-"$venv/bin/pip" install -q -e ".[dev]"
+# The project (editable) and its dependencies, skipped when nothing they depend on changed since the
+# last successful install (a stamp of pyproject.toml in the venv), so a second run starts in seconds.
+stamp="$venv/.speechrnn-installed"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c "import speechrnn, gui, training" 2>/dev/null; then
+  "$venv/bin/pip" install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+fi

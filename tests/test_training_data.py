@@ -410,6 +410,18 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
+def test_shipped_configs_by_name_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # an installed package: no training/configs/ under the working folder
+    shipped = Path(__file__).resolve().parents[1] / "training" / "configs" / "mini.toml"
+    for name in ("mini", "mini.toml", "training/configs/mini.toml"):
+        assert load_config(name) == load_config(shipped)
+    assert load_config("v2-12").data.task == "v2-12"
+    (tmp_path / "mini.toml").write_text("seed = 7\n")  # a file of the user's wins over the shipped one
+    assert load_config("mini.toml").seed == 7
+    with pytest.raises(ValueError, match=r"nosuch\.toml: config file not found"):
+        load_config("nosuch.toml")
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

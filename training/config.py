@@ -509,8 +509,31 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return out
 
 
+def shipped_config(name: str) -> Path | None:
+    """The path of a config shipped in the package (``training/configs/<name>.toml``), or None.
+
+    Parameters
+    ----------
+    name : str
+        ``"default"``, ``"mini"``, ``"v2-12"``, ... (a trailing ``.toml`` and leading folders are
+        ignored, so ``training/configs/mini.toml`` names the shipped ``mini`` too).
+    """
+    stem = Path(name).name.removesuffix(".toml")
+    path = Path(__file__).resolve().parent / "configs" / f"{stem}.toml"
+    return path if stem and path.is_file() else None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a TOML config (defaults when ``path`` is None) and apply ``key=value`` overrides.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A TOML file; a path that does not exist but names a shipped config (``default``, ``mini``,
+        ``v2-12``, ``training/configs/v2-35.toml``, ...) reads that one, so the README's commands
+        also work from an installed package outside the source tree.
+    overrides : sequence of str
+        ``key=value`` settings applied on top (``optim.epochs=5``).
 
     Raises
     ------
@@ -520,6 +543,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if not path.exists() and (shipped := shipped_config(str(path))) is not None:
+            path = shipped
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -880,7 +880,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="speechrnn-train",
         description="Train a speechrnn model on a Speech Commands folder (resumes OUT/last.pt when present).",
     )
-    parser.add_argument("--config", type=Path, help="TOML config (e.g. training/configs/mini.toml); defaults otherwise")
+    parser.add_argument("--config", type=Path,
+                        help="TOML config (e.g. training/configs/mini.toml, or a shipped one by name: default, "
+                             "mini, v2-12, v2-35); defaults otherwise")  # fmt: skip
     parser.add_argument("--data", help="Speech Commands folder (overrides data.data_dir)")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<config name>)")
     parser.add_argument("--epochs", type=int, help="overrides optim.epochs")
