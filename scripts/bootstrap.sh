@@ -12,15 +12,20 @@ python=${PYTHON:-python3}
 packages=(
   python3-venv                                                # python3 -m venv (not in a minimal Debian/Ubuntu)
   libportaudio2 libsndfile1                                   # audio I/O
-  libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
+  libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 'libglib2.0-0|libglib2.0-0t64'
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
   libxcb-render-util0 libxcb-image0                           # Qt (xcb platform on a desktop)
   pulseaudio pulseaudio-utils libasound2-plugins              # virtual microphone for tests
   espeak-ng sox ffmpeg                                        # speech synthesis, audio tools, MP3/M4A
 )
+# "a|b": either name will do (Debian 13 / Ubuntu 24.04 renamed some libraries with a t64 suffix)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  IFS='|' read -r -a names <<< "$p"
+  found=0
+  for name in "${names[@]}"; do installed "$name" && found=1 && break; done
+  [ "$found" -eq 1 ] || missing+=("${names[0]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
