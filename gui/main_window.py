@@ -64,6 +64,7 @@ from gui.workers import (
     ListenWorker,
     LiveUpdate,
     LoadedModel,
+    ScanProgress,
     SourceFactory,
     SourceInfo,
     TaskContext,
@@ -741,20 +742,25 @@ class MainWindow(QMainWindow):
                 runner.deleteLater()
 
     def shutdown(self, *, timeout_ms: int = STOP_TIMEOUT_MS) -> bool:
-        """Stop every worker thread and wait for them.
+        """Stop every worker thread and wait until all have finished.
+
+        Every task stops promptly when asked (a long recording's scan is checked every few
+        seconds of audio), and a QThread destroyed while it runs aborts the app, so this waits
+        for all of them however long it takes; ``timeout_ms`` only decides what is reported.
+
+        Parameters
+        ----------
+        timeout_ms : int
+            How long stopping may take to count as clean, milliseconds.
 
         Returns
         -------
         bool
-            True when all threads finished within ``timeout_ms`` each.
+            True when all threads finished within ``timeout_ms``.
         """
         self._closing = True
         self._paint_timer.stop()
-        clean = True
-        for runner in list(self._threads):
-            clean = runner.stop(timeout_ms=timeout_ms) and clean
-        for runner in [r for r in self._threads if r.join(timeout_ms=0)]:
-            self._threads.discard(runner)
+        clean = _stop_threads(self._threads, timeout_ms=timeout_ms)
         self._listen = None
         return clean
 
@@ -1211,6 +1217,7 @@ class MainWindow(QMainWindow):
         worker = TaskWorker(job, name="classifying files")
         worker.progress.connect(self._classify_progress)
         worker.item.connect(self._classify_item)
+        worker.status.connect(self._classify_status)
         worker.succeeded.connect(self._classify_done)
         worker.failed.connect(self._classify_failed)
         worker.finished.connect(self._classify_finished)
@@ -1227,7 +1234,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def cancel_classification(self) -> None:
-        """Stop the running classification after the current file."""
+        """Stop the running classification (within a few seconds of audio even inside a long recording)."""
         if self._classify_thread is not None:
             self._classify_thread.worker.request_stop()
             self.files_summary.setText("Cancelling…")
@@ -1237,9 +1244,19 @@ class MainWindow(QMainWindow):
         self.files_progress.setRange(0, max(total, 1))
         self.files_progress.setValue(done)
 
+    def _classification_cancelled(self) -> bool:
+        return self._classify_thread is not None and self._classify_thread.worker.cancel_requested
+
+    @Slot(object)
+    def _classify_status(self, progress: ScanProgress) -> None:
+        if not self._classification_cancelled():
+            self.files_summary.setText(f"Scanning {self._display_path(progress.path)}: {progress.seconds:.0f} s…")
+
     @Slot(object)
     def _classify_item(self, result: FileRecord) -> None:
         self._results.append(result)
+        if not self._classification_cancelled():
+            self.files_summary.setText("Classifying…")  # a long file's "Scanning …" is over
         table = self.files_table
         row = table.rowCount()
         table.insertRow(row)
@@ -1286,7 +1303,9 @@ class MainWindow(QMainWindow):
         text = f"{len(results)} file{'s' if len(results) != 1 else ''} classified"
         if errors:
             text += f", {errors} with errors"
-        if not results:
+        if self._classification_cancelled():
+            text = f"Cancelled: {text}"
+        elif not results:
             text = "No audio files found"
         self.files_summary.setText(text)
         self.statusBar().showMessage(text, 5000)
@@ -1580,11 +1599,35 @@ class MainWindow(QMainWindow):
                           "network over log-mel frames.")
 
 
-def _stop_threads(threads: set[WorkerThread], *_: object) -> None:
-    """Stop and join every worker thread in ``threads`` (used when a window is destroyed unclosed)."""
-    for runner in list(threads):
-        runner.stop(timeout_ms=STOP_TIMEOUT_MS)
+def _stop_threads(threads: set[WorkerThread], *_: object, timeout_ms: int = STOP_TIMEOUT_MS) -> bool:
+    """Ask every worker thread in ``threads`` to stop, wait until each has finished, and forget them.
+
+    No thread is dropped while it runs (its QThread would be destroyed running, which aborts);
+    a thread that takes longer than ``timeout_ms`` is still waited for.
+
+    Parameters
+    ----------
+    threads : set of WorkerThread
+        Emptied.
+    timeout_ms : int
+        How long all of them may take to count as a clean stop, milliseconds.
+
+    Returns
+    -------
+    bool
+        True when all finished within ``timeout_ms``.
+    """
+    runners = list(threads)
+    for runner in runners:  # all at once: they stop in parallel
+        runner.request_stop()
+    deadline = time.monotonic() + timeout_ms / 1000.0
+    clean = True
+    for runner in runners:
+        if not runner.join(timeout_ms=max(0, round(1000.0 * (deadline - time.monotonic())))):
+            clean = False
+            runner.join(timeout_ms=None)
     threads.clear()
+    return clean
 
 
 def _match_device(devices: Sequence[InputDevice], wanted: str, *, default: int) -> int:

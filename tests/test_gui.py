@@ -266,6 +266,47 @@ def test_classifying_without_a_model_is_refused(qtbot, settings, tmp_path, rng) 
     assert "open a model file" in window.last_error
 
 
+def write_long_scan(root: Path, rng: np.random.Generator, *, minutes: float = 20.0) -> list[Path]:
+    """A clip (sorted first) and a long silent recording whose scan takes many seconds (a few KB of FLAC)."""
+    root.mkdir(parents=True, exist_ok=True)
+    clip = root / "a_rise.wav"
+    sf.write(clip, make_class_clip("rise", rng), 16000)
+    long = root / "b_long.flac"
+    block = np.zeros(16000 * 60, dtype=np.float32)
+    with sf.SoundFile(long, "w", samplerate=16000, channels=1, format="FLAC") as handle:
+        for _ in range(round(minutes)):
+            handle.write(block)
+    return [clip, long]
+
+
+def test_cancelling_stops_a_long_scan_promptly(qtbot, settings, synthetic_model, tmp_path, rng) -> None:
+    """Cancel interrupts the scan of a long recording (it was only checked between files)."""
+    window = make_window(qtbot, settings, synthetic_model)
+    clip, _long = write_long_scan(tmp_path / "files", rng)
+    window.classify_paths([tmp_path / "files"])
+    qtbot.waitUntil(lambda: window.files_summary.text().startswith("Scanning b_long.flac: "), timeout=20000)
+    window.cancel_classification()
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=2000)
+    assert [Path(r.path).name for r in window.file_results] == [clip.name]  # no half-scanned row, no error row
+    assert window.files_table.rowCount() == 1
+    assert window.files_summary.text() == "Cancelled: 1 file classified"
+
+
+def test_closing_during_a_long_scan_stops_and_joins_the_thread(qtbot, settings, synthetic_model, tmp_path,
+                                                              rng) -> None:
+    """Closing the window mid-scan used to leave the thread running (and abort: 'QThread: Destroyed while ...')."""
+    window = make_window(qtbot, settings, synthetic_model)
+    write_long_scan(tmp_path / "files", rng)
+    window.classify_paths([tmp_path / "files"])
+    qtbot.waitUntil(lambda: len(window.file_results) == 1, timeout=20000)  # the long file's scan is next
+    threads = [runner.thread for runner in window._threads]
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.0
+    assert all(thread.isFinished() for thread in threads)
+    assert not window.is_busy()
+
+
 # ------------------------------------------------------------------------------------------ models
 
 
