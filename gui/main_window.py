@@ -132,12 +132,33 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class _RecordTarget:
-    """Where a recording in progress will be saved."""
+    """Where a recording in progress will be saved, and what it is taken from.
+
+    Parameters
+    ----------
+    path : Path or None
+        Save exactly here; None: the next take of ``word`` in ``folder`` (or a timestamped file).
+    folder : Path
+    word : str
+    sample_rate : int
+    listener : bool
+        Taken from the listening thread's running input (it ends when listening ends); False:
+        the input is opened on a worker thread for this recording alone.
+    """
 
     path: Path | None
     folder: Path
     word: str
     sample_rate: int
+    listener: bool
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A recording made on its own worker thread, with the target it was started for."""
+
+    target: _RecordTarget
+    audio: np.ndarray
 
 
 class MainWindow(QMainWindow):
@@ -184,7 +205,8 @@ class MainWindow(QMainWindow):
         self._listen: WorkerThread | None = None
         self._threads: set[WorkerThread] = set()
         self._classify_thread: WorkerThread | None = None
-        self._pending_record: _RecordTarget | None = None
+        self._recording: _RecordTarget | None = None  # the recording in progress (one at a time)
+        self._record_job: WorkerThread | None = None  # its worker thread, when it has the input to itself
         self._last_recording: Path | None = None
         self._source_info: SourceInfo | None = None
         self._log: list[LogEntry] = []
@@ -1021,12 +1043,16 @@ class MainWindow(QMainWindow):
         Returns
         -------
         bool
-            False when no model is loaded (or already listening).
+            False when no model is loaded, a recording has the input open, or already listening.
         """
         if self._listen is not None:
             return False
         if self._model is None:
             self._show_no_model(NO_MODEL_MESSAGE)
+            self._update_controls()
+            return False
+        if self._record_job is not None:  # the input is open for that recording: never open it twice
+            self.statusBar().showMessage("Wait for the recording to finish: it has the input open", 5000)
             self._update_controls()
             return False
         worker = ListenWorker(
@@ -1039,7 +1065,7 @@ class MainWindow(QMainWindow):
         worker.opened.connect(self._listen_opened)
         worker.updated.connect(self._live_update)
         worker.failed.connect(self._listen_failed)
-        worker.recorded.connect(self._recorded)
+        worker.recorded.connect(self._listener_recorded)
         worker.finished.connect(self._listen_finished)
         self._compute_times.clear()
         self._latest_level = None
@@ -1088,8 +1114,8 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _listen_finished(self, reason: str) -> None:
-        if self._closing:
-            return
+        if self._closing or self._listen is None or self.sender() is not self._listen.worker:
+            return  # a listener already wound up
         self._listen = None
         self._source_info = None
         self._latest_level = None
@@ -1097,9 +1123,8 @@ class MainWindow(QMainWindow):
             reason, "Stopped"))
         if reason == "end of input":
             self.statusBar().showMessage("The input ended", 5000)
-        if self._pending_record is not None:
-            self._pending_record = None
-            self._enable_record_buttons()
+        if self._recording is not None and self._recording.listener:  # only the listener's own recording
+            self._recording = None
             self.record_status.setText("Recording interrupted: the input stopped")
         self._update_controls()
         self._update_status()
@@ -1390,11 +1415,11 @@ class MainWindow(QMainWindow):
     def record_clip(self, *, path: str | os.PathLike[str] | None = None) -> bool:
         """Record the Record tab's length of audio from the input and save it as WAV.
 
-        While listening, the clip is taken from the running input; otherwise the input is opened
-        on a worker thread just for the recording. Without ``path`` the clip is saved as the next
-        take of the Record tab's word (``<folder>/<word>/take-NNN.wav``, see
-        :func:`speechrnn.userdata.save_recording`), or as ``<folder>/recording_<time>.wav`` when
-        no word is given.
+        While listening, the clip is taken from the running input (and ends with it); otherwise
+        the input is opened on a worker thread just for the recording, and listening cannot start
+        until it is saved. Without ``path`` the clip is saved as the next take of the Record tab's
+        word (``<folder>/<word>/take-NNN.wav``, see :func:`speechrnn.userdata.save_recording`), or
+        as ``<folder>/recording_<time>.wav`` when no word is given; where is fixed when it starts.
 
         Parameters
         ----------
@@ -1406,43 +1431,66 @@ class MainWindow(QMainWindow):
         bool
             False when a recording is already in progress.
         """
-        if self._pending_record is not None:
+        if self._recording is not None:
             self.statusBar().showMessage("A recording is already in progress", 3000)
             return False
         seconds = float(self.record_seconds.value())
         rate = self._model.classifier.feature_config.sample_rate if self._model is not None else 16000
-        self._pending_record = _RecordTarget(path=None if path is None else Path(path),
-                                             folder=Path(self.record_folder.text()).expanduser(),
-                                             word=self.record_word.text().strip(), sample_rate=rate)
+        target = _RecordTarget(path=None if path is None else Path(path),
+                               folder=Path(self.record_folder.text()).expanduser(),
+                               word=self.record_word.text().strip(), sample_rate=rate,
+                               listener=self._listen is not None)
+        self._recording = target
         self.settings.setValue("record_folder", self.record_folder.text())
         self.settings.setValue("record_word", self.record_word.text())
         self.record_status.setText(f"Recording {seconds:g} s…")
         self.statusBar().showMessage(f"Recording {seconds:g} s…")
-        for button in (self.record_button, self.record_tab_button):
-            button.setEnabled(False)
         if self._listen is not None:
             self._listen.worker.request_recording(seconds)
+            self._update_controls()
             return True
         factory, device = self.source_factory, self.selected_input_device
 
-        def job(context: TaskContext) -> np.ndarray:
-            return record_clip(factory(device, rate), seconds, context=context)
+        def job(context: TaskContext) -> _Recorded:
+            return _Recorded(target=target, audio=record_clip(factory(device, rate), seconds, context=context))
 
         worker = TaskWorker(job, name="recording")
-        worker.succeeded.connect(self._recorded)
+        worker.succeeded.connect(self._recorded_alone)
         worker.failed.connect(self._record_failed)
-        self._start_thread(worker)
+        worker.cancelled.connect(self._record_cancelled)
+        worker.finished.connect(self._record_job_finished)
+        self._record_job = self._start_thread(worker)
+        self._update_controls()
         return True
 
     @Slot(object)
-    def _recorded(self, audio: np.ndarray) -> None:
+    def _listener_recorded(self, audio: np.ndarray) -> None:
+        """A clip from the listening thread: the listener's own recording, if it is still waiting for it."""
+        target = self._recording
+        if target is None or not target.listener or self._listen is None or self.sender() is not self._listen.worker:
+            return
+        self._recording = None
+        self._update_controls()
+        self._save_recording(target, audio)
+
+    @Slot(object)
+    def _recorded_alone(self, recorded: _Recorded) -> None:
+        """A recording's worker thread delivered its clip (the job is wound up in :meth:`_record_job_finished`)."""
+        self._save_recording(recorded.target, recorded.audio)
+
+    @Slot()
+    def _record_job_finished(self) -> None:
+        self._record_job = None
+        if self._recording is not None and not self._recording.listener:
+            self._recording = None  # saved, failed or cancelled: that job's outcome was handled already
+        self._update_controls()
+        self._maybe_resume_listening()
+
+    def _save_recording(self, target: _RecordTarget, audio: np.ndarray) -> None:
+        """Save a finished recording where ``target`` (fixed when Record was pressed) says."""
         from speechrnn.errors import SpeechRNNError
         from speechrnn.userdata import save_recording
 
-        target, self._pending_record = self._pending_record, None
-        self._enable_record_buttons()
-        if target is None:
-            return
         rate = target.sample_rate
         try:
             if target.path is not None:
@@ -1464,18 +1512,19 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _record_failed(self, message: str) -> None:
-        self._pending_record = None
-        self._enable_record_buttons()
+        if self._closing:
+            return
         self.record_status.setText(f"Recording failed: {message}")
         self._show_banner(f"Recording failed: {message}", level="error", topic="audio")
 
-    def _enable_record_buttons(self) -> None:
-        for button in (self.record_button, self.record_tab_button):
-            button.setEnabled(True)
+    @Slot()
+    def _record_cancelled(self) -> None:
+        if not self._closing:
+            self.record_status.setText("Recording cancelled")
 
     def is_recording(self) -> bool:
         """Whether a recording is in progress."""
-        return self._pending_record is not None
+        return self._recording is not None
 
     @property
     def last_recording(self) -> Path | None:
@@ -1534,7 +1583,8 @@ class MainWindow(QMainWindow):
 
     def _maybe_resume_listening(self) -> None:
         """Listen again once the teach dialog has released the microphone and listening has stopped."""
-        if self._resume_listening and not self._teach_uses_microphone and self._listen is None and not self._closing:
+        if (self._resume_listening and not self._teach_uses_microphone and self._listen is None
+                and self._record_job is None and not self._closing):
             self._resume_listening = False
             self.start_listening()
 
@@ -1546,11 +1596,17 @@ class MainWindow(QMainWindow):
         self.listen_button.blockSignals(True)
         self.listen_button.setChecked(listening)
         self.listen_button.blockSignals(False)
+        recording_alone = self._record_job is not None  # the input is open for a recording
         self.listen_button.setText("■ Stop listening" if listening else "● Start listening")
-        self.listen_button.setEnabled(has_model or listening)
-        self.listen_button.setToolTip("" if has_model else NO_MODEL_MESSAGE)
+        self.listen_button.setEnabled(listening or (has_model and not recording_alone))
+        tip = "" if listening else NO_MODEL_MESSAGE if not has_model else \
+            "Wait for the recording to finish: it has the input open" if recording_alone else ""
+        self.listen_button.setToolTip(tip)
         self.listen_action.setText("&Stop listening" if listening else "&Start listening")
-        self.listen_action.setEnabled(has_model or listening)
+        self.listen_action.setEnabled(listening or (has_model and not recording_alone))
+        idle = self._recording is None
+        for control in (self.record_button, self.record_tab_button, self.record_action, self.record_as_action):
+            control.setEnabled(idle)
         self.refresh_button.setEnabled(not listening)
         if not listening and not has_model:
             self.decision_display.set_idle_text("No model loaded")

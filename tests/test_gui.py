@@ -514,6 +514,42 @@ def test_recording_a_clip_saves_a_wav(qtbot, settings, synthetic_model, command_
     assert sf.info(window.last_recording).frames == 16000
 
 
+def test_a_recording_keeps_the_input_and_its_name_until_it_is_saved(qtbot, settings, synthetic_model,
+                                                                    command_audio, tmp_path) -> None:
+    """Start listening during a recording opened the input twice; stopping it then discarded the recording."""
+    opened: list[str] = []
+
+    def factory(device: object, sample_rate: int) -> FileSource:
+        opened.append("source")
+        return FileSource(command_audio, sample_rate=sample_rate, realtime=True)
+
+    window = make_window(qtbot, settings, synthetic_model, source_factory=factory)
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    window.record_word.setText("rise")
+    assert window.record_clip()  # not listening: the input is opened for the recording alone
+    assert not window.listen_button.isEnabled() and not window.listen_action.isEnabled()
+    assert window.start_listening() is False
+    assert "recording" in window.statusBar().currentMessage().lower()
+    window.stop_listening()
+    window.record_word.setText("fall")  # a later recording's name does not change this one's
+    assert window.record_clip() is False  # one at a time
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.last_recording == tmp_path / "recordings" / "rise" / "take-001.wav"
+    assert window.record_status.text().startswith("Saved ")
+    assert opened == ["source"]
+    assert window.listen_button.isEnabled()
+
+    # a recording taken from the running input ends with it; the next one is saved under its own name
+    assert window.start_listening()
+    assert window.record_clip()
+    window.stop_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert not window.is_recording() and window.record_status.text() == "Recording interrupted: the input stopped"
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.last_recording == tmp_path / "recordings" / "fall" / "take-001.wav"
+
+
 # ------------------------------------------------------------------------------------------ entry point
 
 
