@@ -1043,7 +1043,8 @@ class MainWindow(QMainWindow):
         Returns
         -------
         bool
-            False when no model is loaded, a recording has the input open, or already listening.
+            False when no model is loaded, a recording or the teach dialog has the input open, or
+            already listening.
         """
         if self._listen is not None:
             return False
@@ -1051,8 +1052,9 @@ class MainWindow(QMainWindow):
             self._show_no_model(NO_MODEL_MESSAGE)
             self._update_controls()
             return False
-        if self._record_job is not None:  # the input is open for that recording: never open it twice
-            self.statusBar().showMessage("Wait for the recording to finish: it has the input open", 5000)
+        busy = self._input_taken()
+        if busy:  # never open the input twice (some platforms cannot share a device)
+            self.statusBar().showMessage(f"Cannot start listening now: {busy}", 5000)
             self._update_controls()
             return False
         worker = ListenWorker(
@@ -1082,8 +1084,34 @@ class MainWindow(QMainWindow):
             self._listen.worker.request_stop()
             self.decision_display.set_idle_text("Stopping…")
 
+    def _stop_listening_now(self) -> bool:
+        """Stop listening and wait until the listening thread has closed the input.
+
+        Blocks the GUI thread for about one read timeout plus one model step.
+
+        Returns
+        -------
+        bool
+            True when listening has ended; False when the thread did not finish within
+            ``STOP_TIMEOUT_MS`` (it keeps stopping in the background, and is never dropped).
+        """
+        runner = self._listen
+        if runner is None:
+            return True
+        self.stop_listening()
+        if not runner.stop(timeout_ms=STOP_TIMEOUT_MS):
+            return False
+        self._listening_ended("stopped")  # its own (queued) finished signal is ignored when it arrives
+        return True
+
+    def _from_listener(self) -> bool:
+        """Whether the signal being handled comes from the current listening worker (not one wound up)."""
+        return self._listen is not None and self.sender() is self._listen.worker
+
     @Slot(object)
     def _listen_opened(self, info: SourceInfo) -> None:
+        if not self._from_listener():
+            return
         self._source_info = info
         self._clear_banner("audio")
         self.decision_display.set_idle_text("Listening…")
@@ -1114,8 +1142,11 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _listen_finished(self, reason: str) -> None:
-        if self._closing or self._listen is None or self.sender() is not self._listen.worker:
-            return  # a listener already wound up
+        if not self._closing and self._from_listener():
+            self._listening_ended(reason)
+
+    def _listening_ended(self, reason: str) -> None:
+        """Wind up after the listening thread has ended (``reason`` as in ``ListenWorker.finished``)."""
         self._listen = None
         self._source_info = None
         self._latest_level = None
@@ -1434,6 +1465,9 @@ class MainWindow(QMainWindow):
         if self._recording is not None:
             self.statusBar().showMessage("A recording is already in progress", 3000)
             return False
+        if self._teach_uses_microphone:
+            self.statusBar().showMessage("Cannot record now: the Teach a word dialog is recording", 5000)
+            return False
         seconds = float(self.record_seconds.value())
         rate = self._model.classifier.feature_config.sample_rate if self._model is not None else 16000
         target = _RecordTarget(path=None if path is None else Path(path),
@@ -1467,7 +1501,7 @@ class MainWindow(QMainWindow):
     def _listener_recorded(self, audio: np.ndarray) -> None:
         """A clip from the listening thread: the listener's own recording, if it is still waiting for it."""
         target = self._recording
-        if target is None or not target.listener or self._listen is None or self.sender() is not self._listen.worker:
+        if target is None or not target.listener or not self._from_listener():
             return
         self._recording = None
         self._update_controls()
@@ -1519,7 +1553,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _record_cancelled(self) -> None:
-        if not self._closing:
+        if not self._closing and not self.record_status.text().startswith("Recording cancelled"):
             self.record_status.setText("Recording cancelled")
 
     def is_recording(self) -> bool:
@@ -1556,7 +1590,8 @@ class MainWindow(QMainWindow):
                                  device=self.selected_input_device, sample_rate=rate, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.model_ready.connect(self._taught_model_ready)
-        dialog.microphone_needed.connect(self._teach_needs_microphone)
+        # direct: the dialog opens its input as soon as the handler returns, so it must have been released
+        dialog.microphone_needed.connect(self._teach_needs_microphone, Qt.ConnectionType.DirectConnection)
         dialog.finished.connect(self._teach_dialog_closed)
         self._teach_dialog = dialog
         dialog.show()
@@ -1568,17 +1603,29 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _teach_needs_microphone(self, needed: bool) -> None:
-        """Pause live listening while the teach dialog records (some platforms cannot share a device)."""
+        """Give the input to the teach dialog while it records (some platforms cannot share a device).
+
+        Called directly by the dialog just before it opens its input: live listening is paused and
+        a recording of the Record tab cancelled, and this returns only once their threads have
+        closed the input. Listening resumes when the dialog says it is done.
+        """
         self._teach_uses_microphone = needed
         if needed and self._listen is not None:
             self._resume_listening = True
-            self.stop_listening()
+            if not self._stop_listening_now():
+                self._show_banner("The input did not close in time for the Teach a word dialog; it may fail to "
+                                  "open it.", level="warning", topic="audio")
+        if needed and self._record_job is not None:
+            self._record_job.stop(timeout_ms=STOP_TIMEOUT_MS)  # it is wound up when its signals arrive
+            self.record_status.setText("Recording cancelled: the Teach a word dialog needed the input")
+        self._update_controls()
         self._maybe_resume_listening()
 
     @Slot()
     def _teach_dialog_closed(self) -> None:
         self._teach_dialog = None
         self._teach_uses_microphone = False
+        self._update_controls()
         self._maybe_resume_listening()
 
     def _maybe_resume_listening(self) -> None:
@@ -1596,22 +1643,29 @@ class MainWindow(QMainWindow):
         self.listen_button.blockSignals(True)
         self.listen_button.setChecked(listening)
         self.listen_button.blockSignals(False)
-        recording_alone = self._record_job is not None  # the input is open for a recording
+        taken = self._input_taken()
         self.listen_button.setText("■ Stop listening" if listening else "● Start listening")
-        self.listen_button.setEnabled(listening or (has_model and not recording_alone))
-        tip = "" if listening else NO_MODEL_MESSAGE if not has_model else \
-            "Wait for the recording to finish: it has the input open" if recording_alone else ""
-        self.listen_button.setToolTip(tip)
+        self.listen_button.setEnabled(listening or (has_model and not taken))
+        self.listen_button.setToolTip("" if listening else NO_MODEL_MESSAGE if not has_model else
+                                      f"Not now: {taken}" if taken else "")
         self.listen_action.setText("&Stop listening" if listening else "&Start listening")
-        self.listen_action.setEnabled(listening or (has_model and not recording_alone))
-        idle = self._recording is None
+        self.listen_action.setEnabled(listening or (has_model and not taken))
+        can_record = self._recording is None and not self._teach_uses_microphone
         for control in (self.record_button, self.record_tab_button, self.record_action, self.record_as_action):
-            control.setEnabled(idle)
+            control.setEnabled(can_record)
         self.refresh_button.setEnabled(not listening)
         if not listening and not has_model:
             self.decision_display.set_idle_text("No model loaded")
         elif not listening and self.decision_display.idle_text == "No model loaded":
             self.decision_display.set_idle_text("Ready")
+
+    def _input_taken(self) -> str:
+        """Why the input cannot be opened for listening now ('' when it can): who else has it open."""
+        if self._record_job is not None:
+            return "a recording has the input open; wait for it to be saved"
+        if self._teach_uses_microphone:
+            return "the Teach a word dialog is recording"
+        return ""
 
     def _update_status(self) -> None:
         labels = self.status_labels

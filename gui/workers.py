@@ -685,6 +685,8 @@ def record_clip(source: AudioSource, seconds: float, *, context: TaskContext | N
     ------
     DeviceError
         The input failed, or delivered nothing for several seconds.
+    TaskCancelled
+        ``context`` was cancelled (the source is stopped first).
     """
     from speechrnn.errors import DeviceError
 
@@ -695,8 +697,8 @@ def record_clip(source: AudioSource, seconds: float, *, context: TaskContext | N
     source.start()
     try:
         while have < wanted:
-            if context is not None and context.cancelled:
-                raise DeviceError("recording cancelled")
+            if context is not None:
+                context.raise_if_cancelled()
             block = source.read(timeout=timeout)
             if block is None:
                 if getattr(source, "finished", False):

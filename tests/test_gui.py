@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -668,6 +669,83 @@ def test_teach_dialog_pauses_listening_and_loads_the_new_model(qtbot, settings, 
     qtbot.waitUntil(lambda: window.model_path == taught, timeout=20000)
     dialog.close()
     qtbot.waitUntil(lambda: window.teach_dialog is None, timeout=5000)
+
+
+class OpenInputs:
+    """A source factory whose sources count how many of them are open at once (the input shared)."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most = 0
+        self.events: list[str] = []
+
+    def __call__(self, device: object, sample_rate: int) -> FileSource:
+        inputs = self
+
+        class Counted(FileSource):
+            def start(self) -> None:
+                with inputs.lock:
+                    inputs.open += 1
+                    inputs.most = max(inputs.most, inputs.open)
+                    inputs.events.append("open")
+                super().start()
+
+            def stop(self) -> None:
+                with inputs.lock:
+                    if self._started is not None:
+                        inputs.open -= 1
+                        inputs.events.append("close")
+                super().stop()
+
+        return Counted(self.audio, sample_rate=sample_rate, realtime=True, loop=True)
+
+
+def test_teaching_opens_the_input_only_after_listening_has_closed_it(qtbot, settings, synthetic_model, command_audio,
+                                                                     tmp_path, monkeypatch) -> None:
+    """The dialog opened its input right after asking listening to stop, while listening still had it open."""
+    pytest.importorskip("gui.teach")
+    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
+    inputs = OpenInputs(command_audio)
+    window = make_window(qtbot, settings, synthetic_model, source_factory=inputs)
+    window.start_listening()
+    qtbot.waitUntil(lambda: window.spectrogram.frames_received > 0, timeout=10000)
+    dialog = window.open_teach_dialog()
+    dialog.countdown_seconds, dialog.take_seconds = 0, 0.5
+    dialog.word_edit.setText("lights")
+    dialog.record_take()
+    assert dialog.is_recording and not window.is_listening
+    assert inputs.events == ["open", "close", "open"] and inputs.most == 1
+    assert window.start_listening() is False  # not while the dialog has the input
+    assert not window.listen_button.isEnabled() and not window.record_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.is_recording and window.is_listening, timeout=10000)  # listening resumes
+    qtbot.waitUntil(lambda: inputs.events[-1] == "open", timeout=10000)
+    assert inputs.events == ["open", "close", "open", "close", "open"] and inputs.most == 1
+    dialog.close()
+
+
+def test_teaching_cancels_a_recording_that_has_the_input(qtbot, settings, synthetic_model, command_audio,
+                                                         tmp_path, monkeypatch) -> None:
+    pytest.importorskip("gui.teach")
+    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
+    inputs = OpenInputs(command_audio)
+    window = make_window(qtbot, settings, synthetic_model, source_factory=inputs)
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    window.record_seconds.setValue(5.0)
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: inputs.open == 1, timeout=10000)
+    dialog = window.open_teach_dialog()
+    dialog.countdown_seconds, dialog.take_seconds = 0, 0.5
+    dialog.word_edit.setText("lights")
+    dialog.record_take()
+    assert dialog.is_recording and inputs.events == ["open", "close", "open"] and inputs.most == 1
+    assert window.record_clip() is False
+    qtbot.waitUntil(lambda: not window.is_recording() and not dialog.is_recording, timeout=10000)
+    assert window.record_status.text() == "Recording cancelled: the Teach a word dialog needed the input"
+    assert not window.banner.isVisible() and window.last_recording is None
+    assert window.record_button.isEnabled() and window.listen_button.isEnabled()
+    dialog.close()
 
 
 def test_python_dash_m_gui_is_the_app(repo_env) -> None:
