@@ -207,6 +207,8 @@ class MainWindow(QMainWindow):
         self._classify_thread: WorkerThread | None = None
         self._recording: _RecordTarget | None = None  # the recording in progress (one at a time)
         self._record_job: WorkerThread | None = None  # its worker thread, when it has the input to itself
+        self._listing: WorkerThread | None = None  # the device listing in progress (one at a time)
+        self._listing_reinitialises = False  # ... and whether it re-initialises PortAudio (a refresh)
         self._last_recording: Path | None = None
         self._source_info: SourceInfo | None = None
         self._log: list[LogEntry] = []
@@ -799,23 +801,63 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _refresh_clicked(self) -> None:
-        if self.is_listening:
-            self.statusBar().showMessage("Stop listening before refreshing the input devices", 5000)
-            return
         self.refresh_devices(refresh=True)
 
-    def refresh_devices(self, *, refresh: bool = True) -> None:
-        """List the input devices on a worker thread; the picker is filled when done."""
+    def refresh_devices(self, *, refresh: bool = True) -> bool:
+        """List the input devices on a worker thread; the picker is filled when done.
+
+        Parameters
+        ----------
+        refresh : bool
+            Re-scan the system's devices. This re-initialises PortAudio, which must not happen
+            while a stream is open: it is refused (with a message) while listening, while a
+            recording has the input open and while the teach dialog records, and no input is
+            opened until it is done.
+
+        Returns
+        -------
+        bool
+            False when refused: an input is open (with ``refresh``), or a listing is running.
+        """
+        busy = self._refresh_blocked() if refresh else ""
+        if not busy and self._listing is not None:
+            busy = "they are being listed"
+        if busy:
+            self.statusBar().showMessage(f"Cannot refresh the input devices now: {busy}", 5000)
+            self._update_input_controls()
+            return False
         lister = self.device_lister
         worker = TaskWorker(lambda context: lister(refresh), name="listing input devices")
         worker.succeeded.connect(self._devices_listed)
         worker.failed.connect(self._devices_failed)
-        self.refresh_button.setEnabled(False)
-        self._start_thread(worker)
+        worker.finished.connect(self._listing_finished)
+        self._listing, self._listing_reinitialises = self._start_thread(worker), refresh
+        self._update_input_controls()
+        return True
+
+    def _refresh_blocked(self) -> str:
+        """Why the input devices cannot be re-scanned now ('' when they can): an input is open."""
+        if self._listen is not None:
+            return "stop listening first"
+        if self._record_job is not None:
+            return "a recording has the input open; wait for it to be saved"
+        if self._teach_uses_microphone:
+            return "the Teach a word dialog is recording"
+        return ""
+
+    def _listing_done(self) -> None:
+        self._listing, self._listing_reinitialises = None, False
+        self._update_input_controls()
+
+    @Slot()
+    def _listing_finished(self) -> None:
+        """The listing's thread ended (after its result, or without one if it raised something unexpected)."""
+        if self._listing is not None and self.sender() is self._listing.worker:
+            self._listing_done()
 
     @Slot(object)
     def _devices_listed(self, devices: list[InputDevice]) -> None:
-        self.refresh_button.setEnabled(True)
+        self._listing_done()
         wanted = self._wanted_input or str(self.settings.value("input_device", "") or "")
         self._wanted_input = None
         # a device missing at the last listing is still the one wanted (until the user picks another)
@@ -849,7 +891,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _devices_failed(self, message: str) -> None:
-        self.refresh_button.setEnabled(True)
+        self._listing_done()
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
         self.device_combo.addItem("Audio input unavailable", None)
@@ -1465,8 +1507,9 @@ class MainWindow(QMainWindow):
         if self._recording is not None:
             self.statusBar().showMessage("A recording is already in progress", 3000)
             return False
-        if self._teach_uses_microphone:
-            self.statusBar().showMessage("Cannot record now: the Teach a word dialog is recording", 5000)
+        busy = self._input_taken()
+        if busy:
+            self.statusBar().showMessage(f"Cannot record now: {busy}", 5000)
             return False
         seconds = float(self.record_seconds.value())
         rate = self._model.classifier.feature_config.sample_rate if self._model is not None else 16000
@@ -1607,7 +1650,8 @@ class MainWindow(QMainWindow):
 
         Called directly by the dialog just before it opens its input: live listening is paused and
         a recording of the Record tab cancelled, and this returns only once their threads have
-        closed the input. Listening resumes when the dialog says it is done.
+        closed the input (and a refresh of the device list has finished). Listening resumes when
+        the dialog says it is done.
         """
         self._teach_uses_microphone = needed
         if needed and self._listen is not None:
@@ -1618,6 +1662,8 @@ class MainWindow(QMainWindow):
         if needed and self._record_job is not None:
             self._record_job.stop(timeout_ms=STOP_TIMEOUT_MS)  # it is wound up when its signals arrive
             self.record_status.setText("Recording cancelled: the Teach a word dialog needed the input")
+        if needed and self._listing is not None and self._listing_reinitialises:
+            self._listing.join(timeout_ms=STOP_TIMEOUT_MS)  # PortAudio is re-initialised: let it finish
         self._update_controls()
         self._maybe_resume_listening()
 
@@ -1638,6 +1684,15 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ painting
 
     def _update_controls(self) -> None:
+        self._update_input_controls()
+        listening = self._listen is not None
+        if not listening and self._model is None:
+            self.decision_display.set_idle_text("No model loaded")
+        elif not listening and self.decision_display.idle_text == "No model loaded":
+            self.decision_display.set_idle_text("Ready")
+
+    def _update_input_controls(self) -> None:
+        """Enable what may use the input now: listen, record and refresh (never two streams, no refresh with one)."""
         listening = self._listen is not None
         has_model = self._model is not None
         self.listen_button.blockSignals(True)
@@ -1650,21 +1705,23 @@ class MainWindow(QMainWindow):
                                       f"Not now: {taken}" if taken else "")
         self.listen_action.setText("&Stop listening" if listening else "&Start listening")
         self.listen_action.setEnabled(listening or (has_model and not taken))
-        can_record = self._recording is None and not self._teach_uses_microphone
+        can_record = self._recording is None and not taken
         for control in (self.record_button, self.record_tab_button, self.record_action, self.record_as_action):
             control.setEnabled(can_record)
-        self.refresh_button.setEnabled(not listening)
-        if not listening and not has_model:
-            self.decision_display.set_idle_text("No model loaded")
-        elif not listening and self.decision_display.idle_text == "No model loaded":
-            self.decision_display.set_idle_text("Ready")
+        refresh_blocked = self._refresh_blocked()
+        for control in (self.refresh_button, self.refresh_action):
+            control.setEnabled(self._listing is None and not refresh_blocked)
+        self.refresh_button.setToolTip(f"Refresh the list of input devices — not now: {refresh_blocked}"
+                                       if refresh_blocked else "Refresh the list of input devices")
 
     def _input_taken(self) -> str:
-        """Why the input cannot be opened for listening now ('' when it can): who else has it open."""
+        """Why the input cannot be opened now ('' when it can): who else has it open, or a refresh."""
         if self._record_job is not None:
             return "a recording has the input open; wait for it to be saved"
         if self._teach_uses_microphone:
             return "the Teach a word dialog is recording"
+        if self._listing is not None and self._listing_reinitialises:
+            return "the input devices are being refreshed"
         return ""
 
     def _update_status(self) -> None:

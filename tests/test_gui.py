@@ -419,6 +419,75 @@ def test_missing_input_device_falls_back_to_the_system_default_and_says_so(qtbot
     assert again.device_combo.currentData() == "USB mic" and "not found" not in again.banner.text
 
 
+def test_input_list_is_not_refreshed_while_an_input_is_open(qtbot, settings, synthetic_model, command_audio,
+                                                            tmp_path, monkeypatch) -> None:
+    """Refreshing re-initialises PortAudio, which must not happen with a stream open (it was only refused
+    while listening, not during a recording or a teach take)."""
+    pytest.importorskip("gui.teach")
+    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
+    listings: list[bool] = []
+
+    def lister(refresh: bool) -> list[InputDevice]:
+        listings.append(refresh)
+        return [CLIP_DEVICE]
+
+    window = make_window(qtbot, settings, synthetic_model, device_lister=lister,
+                         source_factory=file_factory(command_audio, realtime=True, loop=True))
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+
+    def refused(why: str) -> None:
+        assert not window.refresh_button.isEnabled() and not window.refresh_action.isEnabled()
+        assert window.refresh_devices() is False
+        message = window.statusBar().currentMessage()
+        assert message.startswith("Cannot refresh the input devices now: ") and why in message
+
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    assert window.record_clip()  # the input is opened for the recording alone
+    refused("recording")
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.refresh_button.isEnabled()
+
+    dialog = window.open_teach_dialog()
+    dialog.countdown_seconds, dialog.take_seconds = 0, 0.5
+    dialog.word_edit.setText("lights")
+    dialog.record_take()
+    assert dialog.is_recording
+    refused("Teach a word")
+    qtbot.waitUntil(lambda: not dialog.is_recording, timeout=10000)
+    assert window.refresh_button.isEnabled()
+    dialog.close()
+
+    window.start_listening()
+    refused("listening")
+    window.stop_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert listings == [False]  # only the listing at start-up, which does not re-initialise PortAudio
+    assert window.refresh_devices() is True
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert listings == [False, True]
+
+
+def test_no_input_is_opened_while_the_input_list_is_refreshed(qtbot, settings, synthetic_model,
+                                                             command_audio) -> None:
+    release = threading.Event()
+
+    def slow_lister(refresh: bool) -> list[InputDevice]:
+        if refresh:
+            release.wait(10)
+        return [CLIP_DEVICE]
+
+    window = make_window(qtbot, settings, synthetic_model, device_lister=slow_lister,
+                         source_factory=file_factory(command_audio, realtime=True, loop=True))
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert window.refresh_devices() is True
+    assert not window.listen_button.isEnabled() and not window.record_button.isEnabled()
+    assert window.start_listening() is False and window.record_clip() is False
+    assert "refreshed" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert window.listen_button.isEnabled() and window.start_listening() is True
+
+
 def test_live_view_repaints_only_what_changed(qtbot) -> None:
     """The ~30 fps timer must not repaint widgets whose content is the same (the idle app used 10% of a core)."""
     from gui.widgets import DecisionDisplay, LevelMeter, ProbabilityBars
