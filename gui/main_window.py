@@ -64,6 +64,7 @@ from gui.workers import (
     ListenWorker,
     LiveUpdate,
     LoadedModel,
+    ScanProgress,
     SourceFactory,
     SourceInfo,
     TaskContext,
@@ -131,12 +132,33 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class _RecordTarget:
-    """Where a recording in progress will be saved."""
+    """Where a recording in progress will be saved, and what it is taken from.
+
+    Parameters
+    ----------
+    path : Path or None
+        Save exactly here; None: the next take of ``word`` in ``folder`` (or a timestamped file).
+    folder : Path
+    word : str
+    sample_rate : int
+    listener : bool
+        Taken from the listening thread's running input (it ends when listening ends); False:
+        the input is opened on a worker thread for this recording alone.
+    """
 
     path: Path | None
     folder: Path
     word: str
     sample_rate: int
+    listener: bool
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A recording made on its own worker thread, with the target it was started for."""
+
+    target: _RecordTarget
+    audio: np.ndarray
 
 
 class MainWindow(QMainWindow):
@@ -183,7 +205,10 @@ class MainWindow(QMainWindow):
         self._listen: WorkerThread | None = None
         self._threads: set[WorkerThread] = set()
         self._classify_thread: WorkerThread | None = None
-        self._pending_record: _RecordTarget | None = None
+        self._recording: _RecordTarget | None = None  # the recording in progress (one at a time)
+        self._record_job: WorkerThread | None = None  # its worker thread, when it has the input to itself
+        self._listing: WorkerThread | None = None  # the device listing in progress (one at a time)
+        self._listing_reinitialises = False  # ... and whether it re-initialises PortAudio (a refresh)
         self._last_recording: Path | None = None
         self._source_info: SourceInfo | None = None
         self._log: list[LogEntry] = []
@@ -741,20 +766,25 @@ class MainWindow(QMainWindow):
                 runner.deleteLater()
 
     def shutdown(self, *, timeout_ms: int = STOP_TIMEOUT_MS) -> bool:
-        """Stop every worker thread and wait for them.
+        """Stop every worker thread and wait until all have finished.
+
+        Every task stops promptly when asked (a long recording's scan is checked every few
+        seconds of audio), and a QThread destroyed while it runs aborts the app, so this waits
+        for all of them however long it takes; ``timeout_ms`` only decides what is reported.
+
+        Parameters
+        ----------
+        timeout_ms : int
+            How long stopping may take to count as clean, milliseconds.
 
         Returns
         -------
         bool
-            True when all threads finished within ``timeout_ms`` each.
+            True when all threads finished within ``timeout_ms``.
         """
         self._closing = True
         self._paint_timer.stop()
-        clean = True
-        for runner in list(self._threads):
-            clean = runner.stop(timeout_ms=timeout_ms) and clean
-        for runner in [r for r in self._threads if r.join(timeout_ms=0)]:
-            self._threads.discard(runner)
+        clean = _stop_threads(self._threads, timeout_ms=timeout_ms)
         self._listen = None
         return clean
 
@@ -771,23 +801,63 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _refresh_clicked(self) -> None:
-        if self.is_listening:
-            self.statusBar().showMessage("Stop listening before refreshing the input devices", 5000)
-            return
         self.refresh_devices(refresh=True)
 
-    def refresh_devices(self, *, refresh: bool = True) -> None:
-        """List the input devices on a worker thread; the picker is filled when done."""
+    def refresh_devices(self, *, refresh: bool = True) -> bool:
+        """List the input devices on a worker thread; the picker is filled when done.
+
+        Parameters
+        ----------
+        refresh : bool
+            Re-scan the system's devices. This re-initialises PortAudio, which must not happen
+            while a stream is open: it is refused (with a message) while listening, while a
+            recording has the input open and while the teach dialog records, and no input is
+            opened until it is done.
+
+        Returns
+        -------
+        bool
+            False when refused: an input is open (with ``refresh``), or a listing is running.
+        """
+        busy = self._refresh_blocked() if refresh else ""
+        if not busy and self._listing is not None:
+            busy = "they are being listed"
+        if busy:
+            self.statusBar().showMessage(f"Cannot refresh the input devices now: {busy}", 5000)
+            self._update_input_controls()
+            return False
         lister = self.device_lister
         worker = TaskWorker(lambda context: lister(refresh), name="listing input devices")
         worker.succeeded.connect(self._devices_listed)
         worker.failed.connect(self._devices_failed)
-        self.refresh_button.setEnabled(False)
-        self._start_thread(worker)
+        worker.finished.connect(self._listing_finished)
+        self._listing, self._listing_reinitialises = self._start_thread(worker), refresh
+        self._update_input_controls()
+        return True
+
+    def _refresh_blocked(self) -> str:
+        """Why the input devices cannot be re-scanned now ('' when they can): an input is open."""
+        if self._listen is not None:
+            return "stop listening first"
+        if self._record_job is not None:
+            return "a recording has the input open; wait for it to be saved"
+        if self._teach_uses_microphone:
+            return "the Teach a word dialog is recording"
+        return ""
+
+    def _listing_done(self) -> None:
+        self._listing, self._listing_reinitialises = None, False
+        self._update_input_controls()
+
+    @Slot()
+    def _listing_finished(self) -> None:
+        """The listing's thread ended (after its result, or without one if it raised something unexpected)."""
+        if self._listing is not None and self.sender() is self._listing.worker:
+            self._listing_done()
 
     @Slot(object)
     def _devices_listed(self, devices: list[InputDevice]) -> None:
-        self.refresh_button.setEnabled(True)
+        self._listing_done()
         wanted = self._wanted_input or str(self.settings.value("input_device", "") or "")
         self._wanted_input = None
         # a device missing at the last listing is still the one wanted (until the user picks another)
@@ -821,7 +891,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _devices_failed(self, message: str) -> None:
-        self.refresh_button.setEnabled(True)
+        self._listing_done()
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
         self.device_combo.addItem("Audio input unavailable", None)
@@ -1015,12 +1085,18 @@ class MainWindow(QMainWindow):
         Returns
         -------
         bool
-            False when no model is loaded (or already listening).
+            False when no model is loaded, a recording or the teach dialog has the input open, or
+            already listening.
         """
         if self._listen is not None:
             return False
         if self._model is None:
             self._show_no_model(NO_MODEL_MESSAGE)
+            self._update_controls()
+            return False
+        busy = self._input_taken()
+        if busy:  # never open the input twice (some platforms cannot share a device)
+            self.statusBar().showMessage(f"Cannot start listening now: {busy}", 5000)
             self._update_controls()
             return False
         worker = ListenWorker(
@@ -1033,7 +1109,7 @@ class MainWindow(QMainWindow):
         worker.opened.connect(self._listen_opened)
         worker.updated.connect(self._live_update)
         worker.failed.connect(self._listen_failed)
-        worker.recorded.connect(self._recorded)
+        worker.recorded.connect(self._listener_recorded)
         worker.finished.connect(self._listen_finished)
         self._compute_times.clear()
         self._latest_level = None
@@ -1050,8 +1126,34 @@ class MainWindow(QMainWindow):
             self._listen.worker.request_stop()
             self.decision_display.set_idle_text("Stopping…")
 
+    def _stop_listening_now(self) -> bool:
+        """Stop listening and wait until the listening thread has closed the input.
+
+        Blocks the GUI thread for about one read timeout plus one model step.
+
+        Returns
+        -------
+        bool
+            True when listening has ended; False when the thread did not finish within
+            ``STOP_TIMEOUT_MS`` (it keeps stopping in the background, and is never dropped).
+        """
+        runner = self._listen
+        if runner is None:
+            return True
+        self.stop_listening()
+        if not runner.stop(timeout_ms=STOP_TIMEOUT_MS):
+            return False
+        self._listening_ended("stopped")  # its own (queued) finished signal is ignored when it arrives
+        return True
+
+    def _from_listener(self) -> bool:
+        """Whether the signal being handled comes from the current listening worker (not one wound up)."""
+        return self._listen is not None and self.sender() is self._listen.worker
+
     @Slot(object)
     def _listen_opened(self, info: SourceInfo) -> None:
+        if not self._from_listener():
+            return
         self._source_info = info
         self._clear_banner("audio")
         self.decision_display.set_idle_text("Listening…")
@@ -1082,8 +1184,11 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _listen_finished(self, reason: str) -> None:
-        if self._closing:
-            return
+        if not self._closing and self._from_listener():
+            self._listening_ended(reason)
+
+    def _listening_ended(self, reason: str) -> None:
+        """Wind up after the listening thread has ended (``reason`` as in ``ListenWorker.finished``)."""
         self._listen = None
         self._source_info = None
         self._latest_level = None
@@ -1091,9 +1196,8 @@ class MainWindow(QMainWindow):
             reason, "Stopped"))
         if reason == "end of input":
             self.statusBar().showMessage("The input ended", 5000)
-        if self._pending_record is not None:
-            self._pending_record = None
-            self._enable_record_buttons()
+        if self._recording is not None and self._recording.listener:  # only the listener's own recording
+            self._recording = None
             self.record_status.setText("Recording interrupted: the input stopped")
         self._update_controls()
         self._update_status()
@@ -1211,6 +1315,7 @@ class MainWindow(QMainWindow):
         worker = TaskWorker(job, name="classifying files")
         worker.progress.connect(self._classify_progress)
         worker.item.connect(self._classify_item)
+        worker.status.connect(self._classify_status)
         worker.succeeded.connect(self._classify_done)
         worker.failed.connect(self._classify_failed)
         worker.finished.connect(self._classify_finished)
@@ -1227,7 +1332,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def cancel_classification(self) -> None:
-        """Stop the running classification after the current file."""
+        """Stop the running classification (within a few seconds of audio even inside a long recording)."""
         if self._classify_thread is not None:
             self._classify_thread.worker.request_stop()
             self.files_summary.setText("Cancelling…")
@@ -1237,9 +1342,19 @@ class MainWindow(QMainWindow):
         self.files_progress.setRange(0, max(total, 1))
         self.files_progress.setValue(done)
 
+    def _classification_cancelled(self) -> bool:
+        return self._classify_thread is not None and self._classify_thread.worker.cancel_requested
+
+    @Slot(object)
+    def _classify_status(self, progress: ScanProgress) -> None:
+        if not self._classification_cancelled():
+            self.files_summary.setText(f"Scanning {self._display_path(progress.path)}: {progress.seconds:.0f} s…")
+
     @Slot(object)
     def _classify_item(self, result: FileRecord) -> None:
         self._results.append(result)
+        if not self._classification_cancelled():
+            self.files_summary.setText("Classifying…")  # a long file's "Scanning …" is over
         table = self.files_table
         row = table.rowCount()
         table.insertRow(row)
@@ -1286,7 +1401,9 @@ class MainWindow(QMainWindow):
         text = f"{len(results)} file{'s' if len(results) != 1 else ''} classified"
         if errors:
             text += f", {errors} with errors"
-        if not results:
+        if self._classification_cancelled():
+            text = f"Cancelled: {text}"
+        elif not results:
             text = "No audio files found"
         self.files_summary.setText(text)
         self.statusBar().showMessage(text, 5000)
@@ -1371,11 +1488,11 @@ class MainWindow(QMainWindow):
     def record_clip(self, *, path: str | os.PathLike[str] | None = None) -> bool:
         """Record the Record tab's length of audio from the input and save it as WAV.
 
-        While listening, the clip is taken from the running input; otherwise the input is opened
-        on a worker thread just for the recording. Without ``path`` the clip is saved as the next
-        take of the Record tab's word (``<folder>/<word>/take-NNN.wav``, see
-        :func:`speechrnn.userdata.save_recording`), or as ``<folder>/recording_<time>.wav`` when
-        no word is given.
+        While listening, the clip is taken from the running input (and ends with it); otherwise
+        the input is opened on a worker thread just for the recording, and listening cannot start
+        until it is saved. Without ``path`` the clip is saved as the next take of the Record tab's
+        word (``<folder>/<word>/take-NNN.wav``, see :func:`speechrnn.userdata.save_recording`), or
+        as ``<folder>/recording_<time>.wav`` when no word is given; where is fixed when it starts.
 
         Parameters
         ----------
@@ -1387,43 +1504,70 @@ class MainWindow(QMainWindow):
         bool
             False when a recording is already in progress.
         """
-        if self._pending_record is not None:
+        if self._recording is not None:
             self.statusBar().showMessage("A recording is already in progress", 3000)
+            return False
+        busy = self._input_taken()
+        if busy:
+            self.statusBar().showMessage(f"Cannot record now: {busy}", 5000)
             return False
         seconds = float(self.record_seconds.value())
         rate = self._model.classifier.feature_config.sample_rate if self._model is not None else 16000
-        self._pending_record = _RecordTarget(path=None if path is None else Path(path),
-                                             folder=Path(self.record_folder.text()).expanduser(),
-                                             word=self.record_word.text().strip(), sample_rate=rate)
+        target = _RecordTarget(path=None if path is None else Path(path),
+                               folder=Path(self.record_folder.text()).expanduser(),
+                               word=self.record_word.text().strip(), sample_rate=rate,
+                               listener=self._listen is not None)
+        self._recording = target
         self.settings.setValue("record_folder", self.record_folder.text())
         self.settings.setValue("record_word", self.record_word.text())
         self.record_status.setText(f"Recording {seconds:g} s…")
         self.statusBar().showMessage(f"Recording {seconds:g} s…")
-        for button in (self.record_button, self.record_tab_button):
-            button.setEnabled(False)
         if self._listen is not None:
             self._listen.worker.request_recording(seconds)
+            self._update_controls()
             return True
         factory, device = self.source_factory, self.selected_input_device
 
-        def job(context: TaskContext) -> np.ndarray:
-            return record_clip(factory(device, rate), seconds, context=context)
+        def job(context: TaskContext) -> _Recorded:
+            return _Recorded(target=target, audio=record_clip(factory(device, rate), seconds, context=context))
 
         worker = TaskWorker(job, name="recording")
-        worker.succeeded.connect(self._recorded)
+        worker.succeeded.connect(self._recorded_alone)
         worker.failed.connect(self._record_failed)
-        self._start_thread(worker)
+        worker.cancelled.connect(self._record_cancelled)
+        worker.finished.connect(self._record_job_finished)
+        self._record_job = self._start_thread(worker)
+        self._update_controls()
         return True
 
     @Slot(object)
-    def _recorded(self, audio: np.ndarray) -> None:
+    def _listener_recorded(self, audio: np.ndarray) -> None:
+        """A clip from the listening thread: the listener's own recording, if it is still waiting for it."""
+        target = self._recording
+        if target is None or not target.listener or not self._from_listener():
+            return
+        self._recording = None
+        self._update_controls()
+        self._save_recording(target, audio)
+
+    @Slot(object)
+    def _recorded_alone(self, recorded: _Recorded) -> None:
+        """A recording's worker thread delivered its clip (the job is wound up in :meth:`_record_job_finished`)."""
+        self._save_recording(recorded.target, recorded.audio)
+
+    @Slot()
+    def _record_job_finished(self) -> None:
+        self._record_job = None
+        if self._recording is not None and not self._recording.listener:
+            self._recording = None  # saved, failed or cancelled: that job's outcome was handled already
+        self._update_controls()
+        self._maybe_resume_listening()
+
+    def _save_recording(self, target: _RecordTarget, audio: np.ndarray) -> None:
+        """Save a finished recording where ``target`` (fixed when Record was pressed) says."""
         from speechrnn.errors import SpeechRNNError
         from speechrnn.userdata import save_recording
 
-        target, self._pending_record = self._pending_record, None
-        self._enable_record_buttons()
-        if target is None:
-            return
         rate = target.sample_rate
         try:
             if target.path is not None:
@@ -1445,18 +1589,19 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _record_failed(self, message: str) -> None:
-        self._pending_record = None
-        self._enable_record_buttons()
+        if self._closing:
+            return
         self.record_status.setText(f"Recording failed: {message}")
         self._show_banner(f"Recording failed: {message}", level="error", topic="audio")
 
-    def _enable_record_buttons(self) -> None:
-        for button in (self.record_button, self.record_tab_button):
-            button.setEnabled(True)
+    @Slot()
+    def _record_cancelled(self) -> None:
+        if not self._closing and not self.record_status.text().startswith("Recording cancelled"):
+            self.record_status.setText("Recording cancelled")
 
     def is_recording(self) -> bool:
         """Whether a recording is in progress."""
-        return self._pending_record is not None
+        return self._recording is not None
 
     @property
     def last_recording(self) -> Path | None:
@@ -1488,7 +1633,8 @@ class MainWindow(QMainWindow):
                                  device=self.selected_input_device, sample_rate=rate, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.model_ready.connect(self._taught_model_ready)
-        dialog.microphone_needed.connect(self._teach_needs_microphone)
+        # direct: the dialog opens its input as soon as the handler returns, so it must have been released
+        dialog.microphone_needed.connect(self._teach_needs_microphone, Qt.ConnectionType.DirectConnection)
         dialog.finished.connect(self._teach_dialog_closed)
         self._teach_dialog = dialog
         dialog.show()
@@ -1500,43 +1646,83 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _teach_needs_microphone(self, needed: bool) -> None:
-        """Pause live listening while the teach dialog records (some platforms cannot share a device)."""
+        """Give the input to the teach dialog while it records (some platforms cannot share a device).
+
+        Called directly by the dialog just before it opens its input: live listening is paused and
+        a recording of the Record tab cancelled, and this returns only once their threads have
+        closed the input (and a refresh of the device list has finished). Listening resumes when
+        the dialog says it is done.
+        """
         self._teach_uses_microphone = needed
         if needed and self._listen is not None:
             self._resume_listening = True
-            self.stop_listening()
+            if not self._stop_listening_now():
+                self._show_banner("The input did not close in time for the Teach a word dialog; it may fail to "
+                                  "open it.", level="warning", topic="audio")
+        if needed and self._record_job is not None:
+            self._record_job.stop(timeout_ms=STOP_TIMEOUT_MS)  # it is wound up when its signals arrive
+            self.record_status.setText("Recording cancelled: the Teach a word dialog needed the input")
+        if needed and self._listing is not None and self._listing_reinitialises:
+            self._listing.join(timeout_ms=STOP_TIMEOUT_MS)  # PortAudio is re-initialised: let it finish
+        self._update_controls()
         self._maybe_resume_listening()
 
     @Slot()
     def _teach_dialog_closed(self) -> None:
         self._teach_dialog = None
         self._teach_uses_microphone = False
+        self._update_controls()
         self._maybe_resume_listening()
 
     def _maybe_resume_listening(self) -> None:
         """Listen again once the teach dialog has released the microphone and listening has stopped."""
-        if self._resume_listening and not self._teach_uses_microphone and self._listen is None and not self._closing:
+        if (self._resume_listening and not self._teach_uses_microphone and self._listen is None
+                and self._record_job is None and not self._closing):
             self._resume_listening = False
             self.start_listening()
 
     # ------------------------------------------------------------------------------------------ painting
 
     def _update_controls(self) -> None:
+        self._update_input_controls()
+        listening = self._listen is not None
+        if not listening and self._model is None:
+            self.decision_display.set_idle_text("No model loaded")
+        elif not listening and self.decision_display.idle_text == "No model loaded":
+            self.decision_display.set_idle_text("Ready")
+
+    def _update_input_controls(self) -> None:
+        """Enable what may use the input now: listen, record and refresh (never two streams, no refresh with one)."""
         listening = self._listen is not None
         has_model = self._model is not None
         self.listen_button.blockSignals(True)
         self.listen_button.setChecked(listening)
         self.listen_button.blockSignals(False)
+        taken = self._input_taken()
         self.listen_button.setText("■ Stop listening" if listening else "● Start listening")
-        self.listen_button.setEnabled(has_model or listening)
-        self.listen_button.setToolTip("" if has_model else NO_MODEL_MESSAGE)
+        self.listen_button.setEnabled(listening or (has_model and not taken))
+        self.listen_button.setToolTip("" if listening else NO_MODEL_MESSAGE if not has_model else
+                                      f"Not now: {taken}" if taken else "")
         self.listen_action.setText("&Stop listening" if listening else "&Start listening")
-        self.listen_action.setEnabled(has_model or listening)
-        self.refresh_button.setEnabled(not listening)
-        if not listening and not has_model:
-            self.decision_display.set_idle_text("No model loaded")
-        elif not listening and self.decision_display.idle_text == "No model loaded":
-            self.decision_display.set_idle_text("Ready")
+        self.listen_action.setEnabled(listening or (has_model and not taken))
+        can_record = self._recording is None and not taken
+        for control in (self.record_button, self.record_tab_button, self.record_action, self.record_as_action):
+            control.setEnabled(can_record)
+        refresh_blocked = self._refresh_blocked()
+        for control in (self.refresh_button, self.refresh_action):
+            control.setEnabled(self._listing is None and not refresh_blocked)
+        self.refresh_button.setToolTip(f"Refresh the list of input devices — not now: {refresh_blocked}"
+                                       if refresh_blocked else "Refresh the list of input devices")
+
+    def _input_taken(self) -> str:
+        """Why the input cannot be opened now ('' when it can): who else has it open, or a refresh."""
+        if self._record_job is not None:
+            return "a recording has the input open; wait for it to be saved"
+        if self._teach_uses_microphone:
+            return "the Teach a word dialog is recording"
+        if self._listing is not None and self._listing_reinitialises:
+            return "the input devices are being refreshed"
+        return ""
 
     def _update_status(self) -> None:
         labels = self.status_labels
@@ -1580,11 +1766,35 @@ class MainWindow(QMainWindow):
                           "network over log-mel frames.")
 
 
-def _stop_threads(threads: set[WorkerThread], *_: object) -> None:
-    """Stop and join every worker thread in ``threads`` (used when a window is destroyed unclosed)."""
-    for runner in list(threads):
-        runner.stop(timeout_ms=STOP_TIMEOUT_MS)
+def _stop_threads(threads: set[WorkerThread], *_: object, timeout_ms: int = STOP_TIMEOUT_MS) -> bool:
+    """Ask every worker thread in ``threads`` to stop, wait until each has finished, and forget them.
+
+    No thread is dropped while it runs (its QThread would be destroyed running, which aborts);
+    a thread that takes longer than ``timeout_ms`` is still waited for.
+
+    Parameters
+    ----------
+    threads : set of WorkerThread
+        Emptied.
+    timeout_ms : int
+        How long all of them may take to count as a clean stop, milliseconds.
+
+    Returns
+    -------
+    bool
+        True when all finished within ``timeout_ms``.
+    """
+    runners = list(threads)
+    for runner in runners:  # all at once: they stop in parallel
+        runner.request_stop()
+    deadline = time.monotonic() + timeout_ms / 1000.0
+    clean = True
+    for runner in runners:
+        if not runner.join(timeout_ms=max(0, round(1000.0 * (deadline - time.monotonic())))):
+            clean = False
+            runner.join(timeout_ms=None)
     threads.clear()
+    return clean
 
 
 def _match_device(devices: Sequence[InputDevice], wanted: str, *, default: int) -> int:

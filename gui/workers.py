@@ -10,7 +10,9 @@ Threading rules of the app:
   :class:`~speechrnn.streaming.StreamingRecognizer` and emits immutable :class:`LiveUpdate`
   objects (holding the frozen ``StreamStep`` dataclasses) through a queued signal.
 - One-shot jobs (loading a model, classifying files, recording a clip) run as :class:`TaskWorker`
-  on their own threads, reporting progress, items and the result through signals.
+  on their own threads, reporting progress, items and the result through signals. A cancelled job
+  raises :class:`TaskCancelled` at its next check (long jobs check often, e.g. every few seconds of
+  a long recording being scanned), so stopping one is prompt and its thread can always be joined.
 - The GUI thread never waits on audio, torch or disk: it stores what the signals carry and
   repaints from a timer.
 
@@ -257,6 +259,30 @@ class ListenWorker(QObject):
 # ---------------------------------------------------------------------------------- one-shot tasks
 
 
+class TaskCancelled(Exception):
+    """Raised inside a task when it was asked to stop (:meth:`TaskContext.raise_if_cancelled`).
+
+    Deliberately not an ``OSError``/``RuntimeError``/``ValueError``: library code that turns those
+    into per-file error records lets it through, so a cancelled scan never shows as a file error.
+    """
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    """How far the scan of a long recording has got (sent while file classification runs).
+
+    Parameters
+    ----------
+    path : str
+        The file being scanned.
+    seconds : float
+        Audio scanned so far, seconds.
+    """
+
+    path: str
+    seconds: float
+
+
 class TaskContext:
     """What a task function receives: progress reporting, item streaming and cancellation."""
 
@@ -276,6 +302,20 @@ class TaskContext:
         """Hand one partial result to the GUI as soon as it exists."""
         self._worker.item.emit(value)
 
+    def status(self, value: object) -> None:
+        """Report where the task is within its current unit of work (an immutable value)."""
+        self._worker.status.emit(value)
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`TaskCancelled` when the task was asked to stop.
+
+        Raises
+        ------
+        TaskCancelled
+        """
+        if self._worker.cancel_requested:
+            raise TaskCancelled(f"{self._worker.name} cancelled")
+
 
 class TaskWorker(QObject):
     """Runs ``function(context)`` once on a worker thread.
@@ -284,19 +324,24 @@ class TaskWorker(QObject):
     ----------
     function : callable
         ``function(TaskContext) -> result``; raise :class:`speechrnn.errors.SpeechRNNError` (or
-        ``OSError``/``ValueError``/``RuntimeError``) to fail with a message.
+        ``OSError``/``ValueError``/``RuntimeError``) to fail with a message, or
+        :class:`TaskCancelled` when it stops because it was asked to.
     name : str
         What the task does, for messages ("loading model", ...).
 
     Signals
     -------
-    progress(int, int), item(object), succeeded(object), failed(str), finished()
+    progress(int, int), item(object), status(object), succeeded(object), failed(str), cancelled(), finished()
+        ``cancelled`` replaces ``succeeded``/``failed`` when the function raised :class:`TaskCancelled`;
+        ``finished`` always comes last.
     """
 
     progress = Signal(int, int)
     item = Signal(object)
+    status = Signal(object)
     succeeded = Signal(object)
     failed = Signal(str)
+    cancelled = Signal()
     finished = Signal()
 
     def __init__(self, function: Callable[[TaskContext], Any], *, name: str) -> None:
@@ -321,6 +366,8 @@ class TaskWorker(QObject):
 
         try:
             result = self._function(TaskContext(self))
+        except TaskCancelled:
+            self.cancelled.emit()
         except SpeechRNNError as exc:
             self.failed.emit(str(exc))
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:  # shown to the user, never lost
@@ -340,7 +387,10 @@ def _return_to_main_thread(worker: QObject) -> None:
 
 
 class WorkerThread(QObject):
-    """A worker object moved onto its own QThread; stopped and joined with a timeout.
+    """A worker object moved onto its own QThread; stopped and joined.
+
+    A QThread destroyed while it runs aborts the process, so an owner never drops one that has
+    not finished: :meth:`stop` without a timeout waits until it has.
 
     Parameters
     ----------
@@ -374,29 +424,35 @@ class WorkerThread(QObject):
         """Whether the thread is still running."""
         return self.thread.isRunning()
 
-    def stop(self, *, timeout_ms: int = 3000) -> bool:
+    def request_stop(self) -> None:
+        """Ask the worker to stop, without waiting."""
+        self.worker.request_stop()
+        self.thread.quit()
+
+    def stop(self, *, timeout_ms: int | None = None) -> bool:
         """Ask the worker to stop and wait for its thread.
 
         Parameters
         ----------
-        timeout_ms : int
-            Longest wait, milliseconds.
+        timeout_ms : int, optional
+            Longest wait, milliseconds; None waits until the thread has finished.
 
         Returns
         -------
         bool
             True when the thread has finished.
         """
-        self.worker.request_stop()
-        self.thread.quit()
-        return bool(self.thread.wait(timeout_ms))
+        self.request_stop()
+        return self.join(timeout_ms=timeout_ms)
 
-    def join(self, *, timeout_ms: int = 1000) -> bool:
+    def join(self, *, timeout_ms: int | None = 1000) -> bool:
         """Wait until the thread has completely exited (True) or ``timeout_ms`` passed (False).
 
         ``QThread.finished`` is emitted just *before* the thread exits; a QThread must not be
-        destroyed until it has, so owners join before dropping it.
+        destroyed until it has, so owners join before dropping it. None waits without a limit.
         """
+        if timeout_ms is None:
+            return bool(self.thread.wait())
         return bool(self.thread.wait(timeout_ms))
 
     @Slot()
@@ -564,7 +620,9 @@ def classify_files(paths: Sequence[str | os.PathLike[str]], classifier: Classifi
         Files (already expanded from folders, e.g. by :func:`expand_paths`).
     classifier : Classifier
     context : TaskContext, optional
-        Progress, per-file records (:meth:`TaskContext.item`) and cancellation.
+        Progress, per-file records (:meth:`TaskContext.item`), how far a long recording's scan has
+        got (:class:`ScanProgress` through :meth:`TaskContext.status`) and cancellation, checked
+        after each file and every few seconds of audio while a long recording is scanned.
     top_k : int
     decision : DecisionConfig, optional
         Threshold and smoothing for long files.
@@ -572,23 +630,33 @@ def classify_files(paths: Sequence[str | os.PathLike[str]], classifier: Classifi
     Returns
     -------
     list of FileRecord
-        In the order of ``paths`` (fewer when cancelled).
+        In the order of ``paths``; when cancelled, the files finished before (a file whose scan
+        was interrupted has no record).
     """
     from speechrnn.classify import iter_classify
 
     files = [os.fspath(p) for p in paths]
     results: list[FileRecord] = []
+    on_scan = None
     if context is not None:
         context.progress(0, len(files))
-    with closing(iter_classify(files, classifier=classifier, top_k=top_k, decision=decision, workers=0,
-                               batch_size=_CLASSIFY_BATCH)) as records:
-        for record in records:
-            results.append(record)
-            if context is not None:
-                context.item(record)
-                context.progress(len(results), len(files))
-                if context.cancelled:
-                    break
+
+        def on_scan(path: str, seconds: float) -> None:  # called on this thread, inside the scan
+            context.raise_if_cancelled()
+            context.status(ScanProgress(path=path, seconds=float(seconds)))
+
+    try:
+        with closing(iter_classify(files, classifier=classifier, top_k=top_k, decision=decision, workers=0,
+                                   batch_size=_CLASSIFY_BATCH, on_scan=on_scan)) as records:
+            for record in records:
+                results.append(record)
+                if context is not None:
+                    context.item(record)
+                    context.progress(len(results), len(files))
+                    if context.cancelled:
+                        break
+    except TaskCancelled:
+        pass  # raised in on_scan: the records so far stand
     return results
 
 
@@ -617,6 +685,8 @@ def record_clip(source: AudioSource, seconds: float, *, context: TaskContext | N
     ------
     DeviceError
         The input failed, or delivered nothing for several seconds.
+    TaskCancelled
+        ``context`` was cancelled (the source is stopped first).
     """
     from speechrnn.errors import DeviceError
 
@@ -627,8 +697,8 @@ def record_clip(source: AudioSource, seconds: float, *, context: TaskContext | N
     source.start()
     try:
         while have < wanted:
-            if context is not None and context.cancelled:
-                raise DeviceError("recording cancelled")
+            if context is not None:
+                context.raise_if_cancelled()
             block = source.read(timeout=timeout)
             if block is None:
                 if getattr(source, "finished", False):

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -266,6 +267,47 @@ def test_classifying_without_a_model_is_refused(qtbot, settings, tmp_path, rng) 
     assert "open a model file" in window.last_error
 
 
+def write_long_scan(root: Path, rng: np.random.Generator, *, minutes: float = 20.0) -> list[Path]:
+    """A clip (sorted first) and a long silent recording whose scan takes many seconds (a few KB of FLAC)."""
+    root.mkdir(parents=True, exist_ok=True)
+    clip = root / "a_rise.wav"
+    sf.write(clip, make_class_clip("rise", rng), 16000)
+    long = root / "b_long.flac"
+    block = np.zeros(16000 * 60, dtype=np.float32)
+    with sf.SoundFile(long, "w", samplerate=16000, channels=1, format="FLAC") as handle:
+        for _ in range(round(minutes)):
+            handle.write(block)
+    return [clip, long]
+
+
+def test_cancelling_stops_a_long_scan_promptly(qtbot, settings, synthetic_model, tmp_path, rng) -> None:
+    """Cancel interrupts the scan of a long recording (it was only checked between files)."""
+    window = make_window(qtbot, settings, synthetic_model)
+    clip, _long = write_long_scan(tmp_path / "files", rng)
+    window.classify_paths([tmp_path / "files"])
+    qtbot.waitUntil(lambda: window.files_summary.text().startswith("Scanning b_long.flac: "), timeout=20000)
+    window.cancel_classification()
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=2000)
+    assert [Path(r.path).name for r in window.file_results] == [clip.name]  # no half-scanned row, no error row
+    assert window.files_table.rowCount() == 1
+    assert window.files_summary.text() == "Cancelled: 1 file classified"
+
+
+def test_closing_during_a_long_scan_stops_and_joins_the_thread(qtbot, settings, synthetic_model, tmp_path,
+                                                              rng) -> None:
+    """Closing the window mid-scan used to leave the thread running (and abort: 'QThread: Destroyed while ...')."""
+    window = make_window(qtbot, settings, synthetic_model)
+    write_long_scan(tmp_path / "files", rng)
+    window.classify_paths([tmp_path / "files"])
+    qtbot.waitUntil(lambda: len(window.file_results) == 1, timeout=20000)  # the long file's scan is next
+    threads = [runner.thread for runner in window._threads]
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.0
+    assert all(thread.isFinished() for thread in threads)
+    assert not window.is_busy()
+
+
 # ------------------------------------------------------------------------------------------ models
 
 
@@ -377,6 +419,75 @@ def test_missing_input_device_falls_back_to_the_system_default_and_says_so(qtbot
     assert again.device_combo.currentData() == "USB mic" and "not found" not in again.banner.text
 
 
+def test_input_list_is_not_refreshed_while_an_input_is_open(qtbot, settings, synthetic_model, command_audio,
+                                                            tmp_path, monkeypatch) -> None:
+    """Refreshing re-initialises PortAudio, which must not happen with a stream open (it was only refused
+    while listening, not during a recording or a teach take)."""
+    pytest.importorskip("gui.teach")
+    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
+    listings: list[bool] = []
+
+    def lister(refresh: bool) -> list[InputDevice]:
+        listings.append(refresh)
+        return [CLIP_DEVICE]
+
+    window = make_window(qtbot, settings, synthetic_model, device_lister=lister,
+                         source_factory=file_factory(command_audio, realtime=True, loop=True))
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+
+    def refused(why: str) -> None:
+        assert not window.refresh_button.isEnabled() and not window.refresh_action.isEnabled()
+        assert window.refresh_devices() is False
+        message = window.statusBar().currentMessage()
+        assert message.startswith("Cannot refresh the input devices now: ") and why in message
+
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    assert window.record_clip()  # the input is opened for the recording alone
+    refused("recording")
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.refresh_button.isEnabled()
+
+    dialog = window.open_teach_dialog()
+    dialog.countdown_seconds, dialog.take_seconds = 0, 0.5
+    dialog.word_edit.setText("lights")
+    dialog.record_take()
+    assert dialog.is_recording
+    refused("Teach a word")
+    qtbot.waitUntil(lambda: not dialog.is_recording, timeout=10000)
+    assert window.refresh_button.isEnabled()
+    dialog.close()
+
+    window.start_listening()
+    refused("listening")
+    window.stop_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert listings == [False]  # only the listing at start-up, which does not re-initialise PortAudio
+    assert window.refresh_devices() is True
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert listings == [False, True]
+
+
+def test_no_input_is_opened_while_the_input_list_is_refreshed(qtbot, settings, synthetic_model,
+                                                             command_audio) -> None:
+    release = threading.Event()
+
+    def slow_lister(refresh: bool) -> list[InputDevice]:
+        if refresh:
+            release.wait(10)
+        return [CLIP_DEVICE]
+
+    window = make_window(qtbot, settings, synthetic_model, device_lister=slow_lister,
+                         source_factory=file_factory(command_audio, realtime=True, loop=True))
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert window.refresh_devices() is True
+    assert not window.listen_button.isEnabled() and not window.record_button.isEnabled()
+    assert window.start_listening() is False and window.record_clip() is False
+    assert "refreshed" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: window.refresh_button.isEnabled(), timeout=10000)
+    assert window.listen_button.isEnabled() and window.start_listening() is True
+
+
 def test_live_view_repaints_only_what_changed(qtbot) -> None:
     """The ~30 fps timer must not repaint widgets whose content is the same (the idle app used 10% of a core)."""
     from gui.widgets import DecisionDisplay, LevelMeter, ProbabilityBars
@@ -471,6 +582,42 @@ def test_recording_a_clip_saves_a_wav(qtbot, settings, synthetic_model, command_
     assert window.last_recording.parent == tmp_path / "recordings"
     assert window.last_recording.name.startswith("recording_")
     assert sf.info(window.last_recording).frames == 16000
+
+
+def test_a_recording_keeps_the_input_and_its_name_until_it_is_saved(qtbot, settings, synthetic_model,
+                                                                    command_audio, tmp_path) -> None:
+    """Start listening during a recording opened the input twice; stopping it then discarded the recording."""
+    opened: list[str] = []
+
+    def factory(device: object, sample_rate: int) -> FileSource:
+        opened.append("source")
+        return FileSource(command_audio, sample_rate=sample_rate, realtime=True)
+
+    window = make_window(qtbot, settings, synthetic_model, source_factory=factory)
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    window.record_word.setText("rise")
+    assert window.record_clip()  # not listening: the input is opened for the recording alone
+    assert not window.listen_button.isEnabled() and not window.listen_action.isEnabled()
+    assert window.start_listening() is False
+    assert "recording" in window.statusBar().currentMessage().lower()
+    window.stop_listening()
+    window.record_word.setText("fall")  # a later recording's name does not change this one's
+    assert window.record_clip() is False  # one at a time
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.last_recording == tmp_path / "recordings" / "rise" / "take-001.wav"
+    assert window.record_status.text().startswith("Saved ")
+    assert opened == ["source"]
+    assert window.listen_button.isEnabled()
+
+    # a recording taken from the running input ends with it; the next one is saved under its own name
+    assert window.start_listening()
+    assert window.record_clip()
+    window.stop_listening()
+    qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
+    assert not window.is_recording() and window.record_status.text() == "Recording interrupted: the input stopped"
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.last_recording == tmp_path / "recordings" / "fall" / "take-001.wav"
 
 
 # ------------------------------------------------------------------------------------------ entry point
@@ -591,6 +738,83 @@ def test_teach_dialog_pauses_listening_and_loads_the_new_model(qtbot, settings, 
     qtbot.waitUntil(lambda: window.model_path == taught, timeout=20000)
     dialog.close()
     qtbot.waitUntil(lambda: window.teach_dialog is None, timeout=5000)
+
+
+class OpenInputs:
+    """A source factory whose sources count how many of them are open at once (the input shared)."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most = 0
+        self.events: list[str] = []
+
+    def __call__(self, device: object, sample_rate: int) -> FileSource:
+        inputs = self
+
+        class Counted(FileSource):
+            def start(self) -> None:
+                with inputs.lock:
+                    inputs.open += 1
+                    inputs.most = max(inputs.most, inputs.open)
+                    inputs.events.append("open")
+                super().start()
+
+            def stop(self) -> None:
+                with inputs.lock:
+                    if self._started is not None:
+                        inputs.open -= 1
+                        inputs.events.append("close")
+                super().stop()
+
+        return Counted(self.audio, sample_rate=sample_rate, realtime=True, loop=True)
+
+
+def test_teaching_opens_the_input_only_after_listening_has_closed_it(qtbot, settings, synthetic_model, command_audio,
+                                                                     tmp_path, monkeypatch) -> None:
+    """The dialog opened its input right after asking listening to stop, while listening still had it open."""
+    pytest.importorskip("gui.teach")
+    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
+    inputs = OpenInputs(command_audio)
+    window = make_window(qtbot, settings, synthetic_model, source_factory=inputs)
+    window.start_listening()
+    qtbot.waitUntil(lambda: window.spectrogram.frames_received > 0, timeout=10000)
+    dialog = window.open_teach_dialog()
+    dialog.countdown_seconds, dialog.take_seconds = 0, 0.5
+    dialog.word_edit.setText("lights")
+    dialog.record_take()
+    assert dialog.is_recording and not window.is_listening
+    assert inputs.events == ["open", "close", "open"] and inputs.most == 1
+    assert window.start_listening() is False  # not while the dialog has the input
+    assert not window.listen_button.isEnabled() and not window.record_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.is_recording and window.is_listening, timeout=10000)  # listening resumes
+    qtbot.waitUntil(lambda: inputs.events[-1] == "open", timeout=10000)
+    assert inputs.events == ["open", "close", "open", "close", "open"] and inputs.most == 1
+    dialog.close()
+
+
+def test_teaching_cancels_a_recording_that_has_the_input(qtbot, settings, synthetic_model, command_audio,
+                                                         tmp_path, monkeypatch) -> None:
+    pytest.importorskip("gui.teach")
+    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
+    inputs = OpenInputs(command_audio)
+    window = make_window(qtbot, settings, synthetic_model, source_factory=inputs)
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    window.record_seconds.setValue(5.0)
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: inputs.open == 1, timeout=10000)
+    dialog = window.open_teach_dialog()
+    dialog.countdown_seconds, dialog.take_seconds = 0, 0.5
+    dialog.word_edit.setText("lights")
+    dialog.record_take()
+    assert dialog.is_recording and inputs.events == ["open", "close", "open"] and inputs.most == 1
+    assert window.record_clip() is False
+    qtbot.waitUntil(lambda: not window.is_recording() and not dialog.is_recording, timeout=10000)
+    assert window.record_status.text() == "Recording cancelled: the Teach a word dialog needed the input"
+    assert not window.banner.isVisible() and window.last_recording is None
+    assert window.record_button.isEnabled() and window.listen_button.isEnabled()
+    dialog.close()
 
 
 def test_python_dash_m_gui_is_the_app(repo_env) -> None:
