@@ -161,6 +161,24 @@ class _Recorded:
     audio: np.ndarray
 
 
+
+def _is_shipped_model(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a copy of the package's default model, this installation's or another's.
+
+    Another checkout or an older installation keeps its own ``speechrnn/models/default.pt``; the
+    app must not stay on it once a new version is installed.
+    """
+    from speechrnn import default_model_path
+
+    resolved = Path(path).resolve()
+    return resolved == default_model_path().resolve() or resolved.parts[-3:] == ("speechrnn", "models", "default.pt")
+
+
+def _remembered_model(path: str | os.PathLike[str]) -> str:
+    """What the settings keep for a loaded model: its path, or "" for the shipped default model
+    (so the next start loads whichever default model is installed then)."""
+    return "" if _is_shipped_model(path) else str(path)
+
 class MainWindow(QMainWindow):
     """The speechrnn desktop app's window.
 
@@ -626,7 +644,7 @@ class MainWindow(QMainWindow):
         if device is not None:
             self.settings.setValue("input_device", device)
         if self._model is not None:
-            self.settings.setValue("model_path", str(self._model.path))
+            self.settings.setValue("model_path", _remembered_model(self._model.path))
         self.settings.setValue("record_folder", self.record_folder.text())
         self.settings.setValue("record_word", self.record_word.text())
         self.settings.setValue("record_seconds", self.record_seconds.value())
@@ -963,7 +981,7 @@ class MainWindow(QMainWindow):
             self.open_model(model_path, interactive=False)
             return
         remembered = str(self.settings.value("model_path", "") or "")
-        if remembered and Path(remembered).is_file():
+        if remembered and Path(remembered).is_file() and not _is_shipped_model(remembered):
             self.open_model(remembered, interactive=False)
             return
         default = default_model_path()
@@ -1011,7 +1029,7 @@ class MainWindow(QMainWindow):
             return
         previous = self._model
         self._model = loaded
-        self.settings.setValue("model_path", str(loaded.path))
+        self.settings.setValue("model_path", _remembered_model(loaded.path))
         facts = summarize_model(loaded.classifier)
         self.model_fields["file"].setText(str(loaded.path))
         self.model_fields["status"].setText("Loaded")

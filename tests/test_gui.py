@@ -350,6 +350,22 @@ def test_model_choice_is_remembered(qtbot, settings, synthetic_model) -> None:
     assert settings.value("compute_device") == "cpu"
 
 
+def test_the_shipped_model_is_remembered_as_the_default_not_as_a_path(qtbot, settings, tmp_path) -> None:
+    from speechrnn import default_model_path
+
+    # a start of the app from another copy (an old checkout) remembered that copy's default model
+    old_copy = tmp_path / "old-checkout" / "speechrnn" / "models" / "default.pt"
+    old_copy.parent.mkdir(parents=True)
+    shutil.copy(default_model_path(), old_copy)
+    settings.setValue("model_path", str(old_copy))
+    window = make_window(qtbot, settings, None)
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=20000)
+    assert window.model_path.resolve() == default_model_path().resolve()  # this installation's own
+    assert settings.value("model_path") == ""  # and the next start takes whichever default is installed then
+    window.close()
+    assert settings.value("model_path") == ""
+
+
 # ------------------------------------------------------------------------------------------ audio problems
 
 
