@@ -924,6 +924,9 @@ class MainWindow(QMainWindow):
         device = self.selected_input_device
         if device is not None:
             self.settings.setValue("input_device", device)
+            # a real device was chosen, as the "not found" (or a failed input's) banner asked: it is answered
+            self._clear_banner("audio")
+            self._clear_banner("recording")
         if self.is_listening:  # listen to the new device instead
             self._resume_listening = True
             self.stop_listening()
@@ -1073,6 +1076,8 @@ class MainWindow(QMainWindow):
             self._show_banner(f"{NO_MODEL_MESSAGE} — {message}" if self._model is None else f"{message}{kept}",
                               level="error", topic="model")
             self._last_error = message
+            # replaces open_model's "Loading model …", which otherwise stayed for good
+            self.statusBar().showMessage(f"Model not loaded: {message}", 10000)
         self._update_controls()
 
     @Slot(int)
@@ -1174,6 +1179,7 @@ class MainWindow(QMainWindow):
             return
         self._source_info = info
         self._clear_banner("audio")
+        self._clear_banner("recording")  # the input works now
         self.decision_display.set_idle_text("Listening…")
         self._update_status()
 
@@ -1217,6 +1223,7 @@ class MainWindow(QMainWindow):
         if self._recording is not None and self._recording.listener:  # only the listener's own recording
             self._recording = None
             self.record_status.setText("Recording interrupted: the input stopped")
+            self.statusBar().showMessage("Recording interrupted: the input stopped", 5000)
         self._update_controls()
         self._update_status()
         self._maybe_resume_listening()
@@ -1600,6 +1607,7 @@ class MainWindow(QMainWindow):
             self._error_dialog("Recording not saved", f"The recording was not saved: {exc}")
             return
         self._last_recording = written
+        self._clear_banner("recording")  # an earlier recording's failure is over
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         note = " — silent: check the input" if peak < 1e-4 else ""
         self.record_status.setText(f"Saved {written} ({audio.shape[0] / rate:.2f} s, peak {peak:.2f}){note}")
@@ -1610,12 +1618,15 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self.record_status.setText(f"Recording failed: {message}")
-        self._show_banner(f"Recording failed: {message}", level="error", topic="audio")
+        self.statusBar().showMessage(f"Recording failed: {message}", 10000)  # not "Recording 1 s…" for good
+        self._show_banner(f"Recording failed: {message}", level="error", topic="recording")
 
     @Slot()
     def _record_cancelled(self) -> None:
         if not self._closing and not self.record_status.text().startswith("Recording cancelled"):
             self.record_status.setText("Recording cancelled")
+        if not self._closing:
+            self.statusBar().showMessage("Recording cancelled", 5000)
 
     def is_recording(self) -> bool:
         """Whether a recording is in progress."""

@@ -435,6 +435,50 @@ def test_missing_input_device_falls_back_to_the_system_default_and_says_so(qtbot
     assert again.device_combo.currentData() == "USB mic" and "not found" not in again.banner.text
 
 
+def test_choosing_another_input_device_answers_the_not_found_banner(qtbot, settings, synthetic_model) -> None:
+    """The "not found: choose another in the list" banner stayed after the user chose another device."""
+    usb = InputDevice(index=0, name="USB mic", channels=1, default_samplerate=48000.0, is_default=False)
+    system = InputDevice(index=1, name="default", channels=2, default_samplerate=44100.0, is_default=True)
+    window = make_window(qtbot, settings, synthetic_model, device_lister=lambda refresh: [usb, system],
+                         input_device="nosuchmic")
+    qtbot.waitUntil(lambda: window.device_combo.count() == 2, timeout=10000)
+    assert "'nosuchmic' not found" in window.banner.text
+    window.device_combo.setCurrentIndex(0)  # as the user would, in the list
+    assert window.selected_input_device == "USB mic"
+    assert "not found" not in window.banner.text and not window.banner.isVisible()
+
+
+def test_a_recording_failure_is_answered_by_the_next_successful_recording(qtbot, settings, synthetic_model,
+                                                                        command_audio, tmp_path) -> None:
+    """'Recording failed' stayed in the banner after a later recording was saved, and 'Recording 1 s…'
+    stayed in the status bar after the failure."""
+    fail = [True]
+
+    def factory(device: object, sample_rate: int) -> FileSource:
+        if fail[0]:
+            raise DeviceError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+        return FileSource(command_audio, sample_rate=sample_rate, realtime=False)
+
+    window = make_window(qtbot, settings, synthetic_model, source_factory=factory)
+    window.record_folder.setText(str(tmp_path / "recordings"))
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: not window.is_recording() and "Recording failed" in window.banner.text, timeout=10000)
+    assert window.statusBar().currentMessage().startswith("Recording failed: ")
+    fail[0] = False
+    assert window.record_clip()
+    qtbot.waitUntil(lambda: not window.is_recording(), timeout=10000)
+    assert window.record_status.text().startswith("Saved ")
+    assert "Recording failed" not in window.banner.text and not window.banner.isVisible()
+
+
+def test_a_failed_startup_load_replaces_the_loading_message(qtbot, settings, tmp_path) -> None:
+    """The status bar said "Loading model …" for good when the model given at start could not be loaded."""
+    window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    message = window.statusBar().currentMessage()
+    assert not message.startswith("Loading model") and message.startswith("Model not loaded: ")
+
+
 def test_input_list_is_not_refreshed_while_an_input_is_open(qtbot, settings, synthetic_model, command_audio,
                                                             tmp_path, monkeypatch) -> None:
     """Refreshing re-initialises PortAudio, which must not happen with a stream open (it was only refused
