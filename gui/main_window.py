@@ -8,6 +8,7 @@ on the GUI thread paints it.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from collections import deque
@@ -281,7 +282,7 @@ class MainWindow(QMainWindow):
         self.classify_folder_action.triggered.connect(self._choose_folder)
         self.export_log_action = QAction("Export &detections (CSV)…", self)
         self.export_log_action.triggered.connect(self._choose_export_log)
-        self.export_results_action = QAction("Export file &results (CSV)…", self)
+        self.export_results_action = QAction("Export file &results (CSV or JSON)…", self)
         self.export_results_action.triggered.connect(self._choose_export_results)
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -522,7 +523,8 @@ class MainWindow(QMainWindow):
         add_files.clicked.connect(self._choose_files)
         clear = QPushButton("Clear")
         clear.clicked.connect(self.clear_results)
-        export = QPushButton("Export CSV…")
+        export = QPushButton("Export…")
+        export.setToolTip("Save the results as CSV or JSON, in the format of speechrnn classify")
         export.clicked.connect(self._choose_export_results)
         buttons.addWidget(add_files)
         buttons.addWidget(clear)
@@ -1453,26 +1455,90 @@ class MainWindow(QMainWindow):
         self.files_summary.setText("")
 
     def export_results_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the file results as CSV: path, label, score, top_k, detections, error."""
+        """Write the file results as CSV, exactly as ``speechrnn classify --format csv`` writes them.
+
+        Parameters
+        ----------
+        path : path-like
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        return self.export_results(path, fmt="csv")
+
+    def export_results_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write the file results as a JSON array, exactly as ``speechrnn classify --format json`` writes them.
+
+        Parameters
+        ----------
+        path : path-like
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        return self.export_results(path, fmt="json")
+
+    def export_results(self, path: str | os.PathLike[str], *, fmt: str | None = None) -> Path:
+        """Write the file results (in table order) in the command line's CSV or JSON format.
+
+        The CSV has the columns :data:`speechrnn.classify.CSV_COLUMNS` with the cells of
+        :func:`speechrnn.classify.csv_row`; the JSON is an array of the records' documented schema
+        (:meth:`speechrnn.classify.FileRecord.as_dict`), laid out as ``--format json`` does.
+
+        Parameters
+        ----------
+        path : path-like
+        fmt : {"csv", "json"}, optional
+            Default: ``json`` for a ``.json`` file, else ``csv``.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        ValueError
+            An unknown ``fmt``.
+        OSError
+            The file cannot be written.
+        """
+        from speechrnn.classify import CSV_COLUMNS, csv_row
+
         path = Path(path)
+        fmt = fmt or ("json" if path.suffix.lower() == ".json" else "csv")
+        if fmt not in ("csv", "json"):
+            raise ValueError(f"unknown export format {fmt!r}: use csv or json")
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "label", "score", "top_k", "detections", "error"])
-            for r in self._results:
-                writer.writerow([
-                    r.path, r.label or "", "" if r.score is None else f"{r.score:.4f}",
-                    ";".join(f"{name}:{p:.4f}" for name, p in r.top_k),
-                    ";".join(f"{d.label}@{d.time:.2f}:{d.score:.4f}" for d in r.detections),
-                    r.error or "",
-                ])
+            if fmt == "csv":
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(CSV_COLUMNS)
+                writer.writerows(csv_row(record) for record in self._results)
+            else:
+                handle.write("[")
+                for i, record in enumerate(self._results):
+                    handle.write(("\n" if i == 0 else ",\n") + json.dumps(record.as_dict(), ensure_ascii=False))
+                handle.write("\n]\n" if self._results else "]\n")
         return path
 
     @Slot()
     def _choose_export_results(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export file results", str(Path.home() / "results.csv"),
-                                              "CSV files (*.csv)")
-        if path:
-            self._export(self.export_results_csv, path)
+        json_filter = "JSON files (*.json)"
+        path, chosen = QFileDialog.getSaveFileName(self, "Export file results", str(Path.home() / "results.csv"),
+                                                   f"CSV files (*.csv);;{json_filter}")
+        if not path:
+            return
+        suffix = Path(path).suffix.lower()
+        if suffix not in (".csv", ".json"):  # the format follows the name, else the filter chosen
+            fmt = "json" if chosen == json_filter else "csv"
+            path = f"{path}.{fmt}" if not suffix else path
+        else:
+            fmt = suffix[1:]
+        self._export(partial(self.export_results, fmt=fmt), path)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):

@@ -261,6 +261,34 @@ def test_dropping_a_folder_classifies_it_with_errors_shown(qtbot, settings, synt
     assert exported["b_fall.wav"]["top_k"].startswith("fall:")
 
 
+def test_exported_results_are_the_command_lines_csv_and_json(qtbot, settings, synthetic_model, tmp_path,
+                                                             rng) -> None:
+    """The Files tab exported its own CSV (path,label,score,top_k,detections,error; detections as
+    label@time:score) and no JSON; it now writes what `speechrnn classify --format csv|json` writes."""
+    import io
+
+    from speechrnn.classify import CSV_COLUMNS, run_classify
+
+    window = make_window(qtbot, settings, synthetic_model)
+    folder = write_folder(tmp_path, rng)
+    window.classify_paths([folder])
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    assert len(window.file_results) == 4
+    for fmt in ("csv", "json"):
+        app = window.export_results(tmp_path / f"app.{fmt}")  # the format follows the extension
+        cli = tmp_path / f"cli.{fmt}"
+        status = run_classify(paths=[folder], recursive=True, classifier=window.classifier, fmt=fmt, output=cli,
+                              stdout=io.StringIO(), stderr=io.StringIO())
+        assert status == 1  # the corrupt file
+        assert app.read_text(encoding="utf-8") == cli.read_text(encoding="utf-8"), fmt
+    with (tmp_path / "app.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    long = next(row for row in rows if row[0].endswith("d_long.flac"))
+    assert long[CSV_COLUMNS.index("n_detections")] == "2"
+    assert window.export_results_json(tmp_path / "named.txt").read_text() == (tmp_path / "app.json").read_text()
+
+
 def test_classifying_without_a_model_is_refused(qtbot, settings, tmp_path, rng) -> None:
     window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
     assert window.classify_paths([write_folder(tmp_path, rng)]) is False
