@@ -497,9 +497,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(hint)
         progress_row = QHBoxLayout()
         self.files_progress = QProgressBar()
-        self.files_progress.setRange(0, 1)
-        self.files_progress.setValue(0)
-        self.files_progress.setFormat("%v / %m files")
+        self._files_progress_idle()
         progress_row.addWidget(self.files_progress, 1)
         self.files_cancel = QPushButton("Cancel")
         self.files_cancel.setEnabled(False)
@@ -1347,6 +1345,7 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._classify_failed)
         worker.finished.connect(self._classify_finished)
         self.files_progress.setRange(0, 0)  # busy until the files are counted
+        self.files_progress.setFormat("%v / %m files")
         self.files_cancel.setEnabled(True)
         self.files_summary.setText("Classifying…")
         self.tabs.setCurrentIndex(1)
@@ -1363,6 +1362,12 @@ class MainWindow(QMainWindow):
         if self._classify_thread is not None:
             self._classify_thread.worker.request_stop()
             self.files_summary.setText("Cancelling…")
+
+    def _files_progress_idle(self) -> None:
+        """No run to show: an empty bar without text (it said "0 / 1 files" before any run)."""
+        self.files_progress.setRange(0, 1)
+        self.files_progress.setValue(0)
+        self.files_progress.setFormat("")
 
     @Slot(int, int)
     def _classify_progress(self, done: int, total: int) -> None:
@@ -1425,11 +1430,13 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _classify_done(self, results: list[FileRecord]) -> None:
         errors = sum(1 for r in results if r.error)
-        text = f"{len(results)} file{'s' if len(results) != 1 else ''} classified"
+        classified = len(results) - errors  # a file that could not be read was not classified
+        text = f"{classified} file{'s' if classified != 1 else ''} classified"
         if errors:
-            text += f", {errors} with errors"
+            text += f", {errors} could not be read"
         if self._classification_cancelled():
             text = f"Cancelled: {text}"
+            self.files_progress.setFormat("Cancelled at %v / %m files")
         elif not results:
             text = "No audio files found"
         self.files_summary.setText(text)
@@ -1438,21 +1445,24 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _classify_failed(self, message: str) -> None:
         self.files_summary.setText(f"Failed: {message}")
+        self._files_progress_idle()
         self._error_dialog("Classification failed", message)
 
     @Slot()
     def _classify_finished(self) -> None:
         self._classify_thread = None
         self.files_cancel.setEnabled(False)
-        if self.files_progress.maximum() == 0:
-            self.files_progress.setRange(0, 1)
+        if self.files_progress.maximum() == 0:  # ended before the files were counted
+            self._files_progress_idle()
 
     @Slot()
     def clear_results(self) -> None:
-        """Empty the file results table."""
+        """Empty the file results table (and its progress bar, unless a classification is running)."""
         self._results.clear()
         self.files_table.setRowCount(0)
-        self.files_summary.setText("")
+        if self._classify_thread is None:
+            self.files_summary.setText("")
+            self._files_progress_idle()
 
     def export_results_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the file results as CSV, exactly as ``speechrnn classify --format csv`` writes them.

@@ -253,7 +253,8 @@ def test_dropping_a_folder_classifies_it_with_errors_shown(qtbot, settings, synt
     assert table.item(rows["c_broken.wav"], 3).toolTip() == results["c_broken.wav"].error
     assert table.item(rows["a_rise.wav"], 1).text() == "rise"
     assert table.item(rows["a_rise.wav"], 3).text().startswith("top: rise")
-    assert "1 with errors" in window.files_summary.text()
+    # the corrupt file was counted as classified ("4 files classified, 1 with errors")
+    assert window.files_summary.text() == "3 files classified, 1 could not be read"
     out = window.export_results_csv(tmp_path / "results.csv")
     exported = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
     assert exported["a_rise.wav"]["label"] == "rise"
@@ -289,6 +290,22 @@ def test_exported_results_are_the_command_lines_csv_and_json(qtbot, settings, sy
     assert window.export_results_json(tmp_path / "named.txt").read_text() == (tmp_path / "app.json").read_text()
 
 
+def test_files_progress_is_empty_until_a_run_and_after_clear(qtbot, settings, synthetic_model, tmp_path,
+                                                              rng) -> None:
+    """A fresh window said "0 / 1 files", and Clear left the last run's "2 / 2 files"."""
+    window = make_window(qtbot, settings, synthetic_model)
+    assert window.files_progress.text() == ""
+    clips = [tmp_path / "a_rise.wav", tmp_path / "b_fall.wav"]
+    for clip, kind in zip(clips, ("rise", "fall"), strict=True):
+        sf.write(clip, make_class_clip(kind, rng), 16000)
+    window.classify_paths(clips)
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    assert window.files_progress.text() == "2 / 2 files"
+    window.clear_results()
+    assert window.files_progress.text() == "" and window.files_summary.text() == ""
+    assert window.files_table.rowCount() == 0
+
+
 def test_classifying_without_a_model_is_refused(qtbot, settings, tmp_path, rng) -> None:
     window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
     assert window.classify_paths([write_folder(tmp_path, rng)]) is False
@@ -319,6 +336,7 @@ def test_cancelling_stops_a_long_scan_promptly(qtbot, settings, synthetic_model,
     assert [Path(r.path).name for r in window.file_results] == [clip.name]  # no half-scanned row, no error row
     assert window.files_table.rowCount() == 1
     assert window.files_summary.text() == "Cancelled: 1 file classified"
+    assert window.files_progress.text() == "Cancelled at 1 / 2 files"
 
 
 def test_closing_during_a_long_scan_stops_and_joins_the_thread(qtbot, settings, synthetic_model, tmp_path,
@@ -428,7 +446,7 @@ def test_unreadable_folder_is_an_error_row_and_the_rest_classified(qtbot, settin
     rows = {Path(r.path).name: (r.label, r.error) for r in window.file_results}
     assert rows["sub"] == (None, "cannot list folder (Permission denied)")
     assert rows["a_rise.wav"][0] == "rise" and "b_fall.wav" not in rows
-    assert "with errors" in window.files_summary.text()
+    assert window.files_summary.text() == "2 files classified, 2 could not be read"  # the folder, the corrupt file
 
 
 def test_missing_input_device_falls_back_to_the_system_default_and_says_so(qtbot, settings, synthetic_model) -> None:
