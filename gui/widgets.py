@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -122,8 +123,34 @@ class LevelMeter(QWidget):
         painter.end()
 
 
+@dataclass(frozen=True)
+class BarsLayout:
+    """What :class:`ProbabilityBars` draws at its current size.
+
+    Parameters
+    ----------
+    rows : list of (str, float)
+        The ``(label, probability)`` rows drawn, most probable first.
+    hidden : int
+        Classes not drawn (told in a "+N more" line below the rows when > 0).
+    row_height : float
+        Pixels per row (and for the "+N more" line).
+    label_width : int
+        Pixels of the label column (labels wider than it are elided).
+    """
+
+    rows: list[tuple[str, float]]
+    hidden: int
+    row_height: float
+    label_width: int
+
+
 class ProbabilityBars(QWidget):
     """Horizontal bars of class probabilities, best first, with the detection threshold marked.
+
+    Only the rows that fit are drawn (a row is never shorter than a line of text); when classes
+    are left out, a last line says how many ("+23 more"). The label column takes at most
+    :attr:`LABEL_FRACTION` of the width; longer labels are elided.
 
     Parameters
     ----------
@@ -132,6 +159,10 @@ class ProbabilityBars(QWidget):
         the 10-class default model and of the 12-class task.
     parent : QWidget, optional
     """
+
+    #: the label column's largest share of the widget's width
+    LABEL_FRACTION = 0.4
+    MAX_ROW_HEIGHT = 30.0
 
     def __init__(self, *, max_rows: int = 12, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -176,27 +207,52 @@ class ProbabilityBars(QWidget):
         self.update()
 
     def rows(self) -> list[tuple[str, float]]:
-        """The ``(label, probability)`` rows drawn, most probable first."""
-        order = np.argsort(-self._values, kind="stable")[: self.max_rows]
-        return [(self._labels[i], float(self._values[i])) for i in order]
+        """The ``(label, probability)`` rows drawn at the current size, most probable first."""
+        return self.bar_layout().rows
+
+    def bar_layout(self, metrics: QFontMetrics | None = None) -> BarsLayout:
+        """The rows, "+N more" count, row height and label column width at the current size.
+
+        Parameters
+        ----------
+        metrics : QFontMetrics, optional
+            Of the font drawn with; default: the widget's.
+
+        Returns
+        -------
+        BarsLayout
+        """
+        metrics = metrics or self.fontMetrics()
+        line = float(metrics.height())  # the shortest row whose text does not overlap the next
+        order = np.argsort(-self._values, kind="stable")
+        wanted = min(len(order), self.max_rows)
+        fit = max(int(self.height() // line), 1)
+        if wanted < len(order) or wanted > fit:  # a "+N more" line is needed: it takes a row
+            wanted = min(wanted, fit - 1)
+        rows = [(self._labels[i], float(self._values[i])) for i in order[:wanted]]
+        hidden = len(order) - len(rows)
+        lines = len(rows) + (1 if hidden else 0)
+        row_height = min(self.MAX_ROW_HEIGHT, self.height() / max(lines, 1))
+        widest = max((metrics.horizontalAdvance(display_label(name)) + 12 for name, _ in rows), default=0)
+        label_width = min(max(70, widest), max(40, int(self.width() * self.LABEL_FRACTION)))
+        return BarsLayout(rows=rows, hidden=hidden, row_height=row_height, label_width=label_width)
 
     def paintEvent(self, event: object) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rows = self.rows()
-        if not rows:
+        if not self._labels:
             painter.setPen(QColor(TEXT_DIM))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no model loaded")
             painter.end()
             return
         metrics = painter.fontMetrics()
-        label_width = max(70, *(metrics.horizontalAdvance(display_label(name)) + 12 for name, _ in rows))
+        layout = self.bar_layout(metrics)
+        rows, row_height, label_width = layout.rows, layout.row_height, layout.label_width
         value_width = metrics.horizontalAdvance("100%") + 10
-        row_height = min(30.0, self.height() / max(len(rows), 1))
         bar_height = max(6.0, row_height * 0.62)
         left = float(label_width)
         width = max(10.0, self.width() - label_width - value_width)
-        top_label = rows[0][0]
+        top_label = rows[0][0] if rows else ""
         for index, (name, value) in enumerate(rows):
             y = index * row_height
             ignored = name in IGNORED_CLASSES
@@ -204,7 +260,7 @@ class ProbabilityBars(QWidget):
             painter.drawText(
                 QRectF(0, y, label_width - 8, row_height),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                display_label(name),
+                metrics.elidedText(display_label(name), Qt.TextElideMode.ElideRight, label_width - 8),
             )
             track = QRectF(left, y + (row_height - bar_height) / 2, width, bar_height)
             painter.setPen(Qt.PenStyle.NoPen)
@@ -224,10 +280,17 @@ class ProbabilityBars(QWidget):
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                 f"{value * 100:.0f}%",
             )
-        x = left + width * self._threshold
-        pen = QPen(QColor(WARNING), 1, Qt.PenStyle.DashLine)
-        painter.setPen(pen)
-        painter.drawLine(QPointF(x, 0), QPointF(x, row_height * len(rows)))
+        if layout.hidden:
+            painter.setPen(QColor(TEXT_DIM))
+            painter.drawText(
+                QRectF(left, len(rows) * row_height, width, row_height),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                f"+{layout.hidden} more",
+            )
+        if rows:
+            x = left + width * self._threshold
+            painter.setPen(QPen(QColor(WARNING), 1, Qt.PenStyle.DashLine))
+            painter.drawLine(QPointF(x, 0), QPointF(x, row_height * len(rows)))
         painter.end()
 
 

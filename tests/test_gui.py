@@ -622,6 +622,32 @@ def test_live_view_repaints_only_what_changed(qtbot) -> None:
     assert updates == ["bars", "meter", "display", "display"]
 
 
+def test_probability_bars_fit_their_rows_and_say_how_many_are_left_out(qtbot) -> None:
+    """A 35-class model: 12 rows with no word of the other 23; a small panel overlapped its rows; a long
+    label pushed the bars off the panel."""
+    from gui.widgets import ProbabilityBars
+
+    labels = ("_silence_", "_unknown_", "visual_extraordinarily_long_label", *(f"word{i}" for i in range(32)))
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    bars.set_labels(labels)
+    values = np.full(len(labels), 0.01, dtype=np.float32)
+    values[2] = 0.8
+    bars.set_values(values)
+    bars.resize(400, 600)
+    layout = bars.bar_layout()
+    assert len(layout.rows) == 12 and layout.hidden == 23  # "+23 more"
+    assert layout.rows[0][0] == "visual_extraordinarily_long_label"
+    assert layout.label_width <= 0.4 * 400  # elided beyond that
+    line = bars.fontMetrics().height()
+    bars.resize(400, 120)  # too small for 12 rows: only whole rows, and the "+N more" line
+    layout = bars.bar_layout()
+    assert 1 <= len(layout.rows) < 12 and layout.hidden == len(labels) - len(layout.rows)
+    assert layout.row_height >= line and (len(layout.rows) + 1) * layout.row_height <= 120
+    assert bars.rows() == layout.rows
+    assert not bars.grab().isNull()  # paints
+
+
 class VanishingSource(FileSource):
     """A file source whose device disappears after ``blocks`` reads, as an unplugged microphone does."""
 
