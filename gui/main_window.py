@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -91,6 +99,10 @@ SETTINGS_APPLICATION = "speechrnn-gui"
 PAINT_INTERVAL_MS = 33  # ~30 frames per second
 STOP_TIMEOUT_MS = 3000
 NO_MODEL_MESSAGE = "No model loaded: open a model file (File ▸ Open model…)"
+DEVICE_TOOLTIP = "Audio input device (the system default is preselected)"
+#: the input picker is this wide at least, and takes up to DEVICE_COMBO_SHARE of a wider window
+DEVICE_COMBO_MIN_WIDTH = 260
+DEVICE_COMBO_SHARE = 0.3
 
 #: ``device_lister(refresh) -> list[InputDevice]``; raises DeviceError when audio is unavailable
 DeviceLister = Callable[[bool], "list[InputDevice]"]
@@ -340,10 +352,10 @@ class MainWindow(QMainWindow):
 
         bar.addWidget(QLabel("Input"))
         self.device_combo = QComboBox()
-        self.device_combo.setMinimumWidth(180)
-        self.device_combo.setMaximumWidth(260)
+        self.device_combo.setMinimumWidth(DEVICE_COMBO_MIN_WIDTH)
+        self.device_combo.setMaximumWidth(DEVICE_COMBO_MIN_WIDTH)  # grows with the window (_fit_device_combo)
         self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.device_combo.setToolTip("Audio input device (the system default is preselected)")
+        self.device_combo.setToolTip(DEVICE_TOOLTIP)
         self.device_combo.currentIndexChanged.connect(self._device_changed)
         bar.addWidget(self.device_combo)
         self.refresh_button = QToolButton()
@@ -1829,8 +1841,22 @@ class MainWindow(QMainWindow):
             return "the input devices are being refreshed"
         return ""
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_device_combo()
+
+    def _fit_device_combo(self) -> None:
+        """Let the input picker show whole device names ("… (default)") where the window has room.
+
+        A fixed 260 px cut them even on a 1920 px wide window; a picker as wide as the longest name
+        would push the toolbar's other controls into its overflow menu on a small one.
+        """
+        self.device_combo.setMaximumWidth(max(DEVICE_COMBO_MIN_WIDTH, round(self.width() * DEVICE_COMBO_SHARE)))
+
     def _update_status(self) -> None:
         labels = self.status_labels
+        chosen = self.device_combo.currentText()
+        self.device_combo.setToolTip(f"{chosen}\n{DEVICE_TOOLTIP}" if chosen else DEVICE_TOOLTIP)
         if self._source_info is not None:
             labels["input"].setText(f"Input: {self._source_info.name}")
             labels["rate"].setText(f"{self._source_info.sample_rate} Hz")

@@ -525,6 +525,22 @@ def test_a_failed_startup_load_replaces_the_loading_message(qtbot, settings, tmp
     assert not message.startswith("Loading model") and message.startswith("Model not loaded: ")
 
 
+def test_a_wide_window_shows_the_whole_input_device_name(qtbot, settings, synthetic_model) -> None:
+    """The input picker was capped at 260 px: "… (default)" was cut even on a 1920 px wide window."""
+    mic = InputDevice(index=0, name="Built-in Microphone (Analog Stereo)", channels=2, default_samplerate=44100.0,
+                      is_default=True)
+    window = make_window(qtbot, settings, synthetic_model, device_lister=lambda refresh: [mic])
+    qtbot.waitUntil(lambda: window.device_combo.currentData() == mic.name, timeout=10000)
+    combo = window.device_combo
+    assert combo.currentText() == "Built-in Microphone (Analog Stereo) (default)"
+    assert combo.currentText() in combo.toolTip()  # the whole name, whatever the width
+    window.resize(1920, 1200)
+    qtbot.waitUntil(lambda: combo.width() >= combo.sizeHint().width(), timeout=5000)
+    assert combo.sizeHint().width() > 260
+    window.resize(800, 600)  # a small window keeps its toolbar: the picker does not grow past its share
+    qtbot.waitUntil(lambda: combo.width() <= 260, timeout=5000)
+
+
 def test_input_list_is_not_refreshed_while_an_input_is_open(qtbot, settings, synthetic_model, command_audio,
                                                             tmp_path, monkeypatch) -> None:
     """Refreshing re-initialises PortAudio, which must not happen with a stream open (it was only refused
