@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Slot
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSettings, Qt, QThread, QTimer, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -49,6 +49,8 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSlider,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -173,6 +175,28 @@ class _Recorded:
     target: _RecordTarget
     audio: np.ndarray
 
+
+
+#: the item-data role holding a table cell's sort key, where its text would sort wrongly ("9.5%" > "85.0%")
+SORT_ROLE = Qt.ItemDataRole.UserRole
+
+
+class _SortableItem(QTableWidgetItem):
+    """A table cell that sorts by its :data:`SORT_ROLE` key when both cells have one, else by text."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if mine is not None and theirs is not None:
+            return bool(mine < theirs)
+        return super().__lt__(other)
+
+
+class _ElideMiddleDelegate(QStyledItemDelegate):
+    """Draws a column's text elided in the middle (a path keeps its start and its file name)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 def _is_shipped_model(path: str | os.PathLike[str]) -> bool:
@@ -519,7 +543,11 @@ class MainWindow(QMainWindow):
         self.files_table = self._table(["File", "Command", "Confidence", "Details"])
         self.files_table.setWordWrap(False)
         self.files_table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        # a long path keeps its file name: "clips/…/take-003.wav"
+        self.files_table.setItemDelegateForColumn(0, _ElideMiddleDelegate(self.files_table))
         header = self.files_table.horizontalHeader()
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # in the order classified until a header is clicked
+        self.files_table.setSortingEnabled(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         for column, width in enumerate((150, 80, 80)):
@@ -733,7 +761,7 @@ class MainWindow(QMainWindow):
 
     @property
     def file_results(self) -> tuple[FileRecord, ...]:
-        """File classification results, in table order."""
+        """File classification results, in the order they were classified (the table may be sorted otherwise)."""
         return tuple(self._results)
 
     @property
@@ -1400,6 +1428,8 @@ class MainWindow(QMainWindow):
         if not self._classification_cancelled():
             self.files_summary.setText("Classifying…")  # a long file's "Scanning …" is over
         table = self.files_table
+        sorting = table.isSortingEnabled()
+        table.setSortingEnabled(False)  # else the row moves as soon as its first cell is set
         row = table.rowCount()
         table.insertRow(row)
         if result.error:
@@ -1416,7 +1446,7 @@ class MainWindow(QMainWindow):
         cells = (self._display_path(result.path), display_label(result.label) if result.label else "error",
                  f"{result.score * 100:.1f}%" if result.score is not None else "—", details)
         for column, text in enumerate(cells):
-            item = QTableWidgetItem(text)
+            item = _SortableItem(text)
             item.setToolTip(result.path if column == 0 else (result.error or text) if column == 3 else text)
             if result.error:
                 item.setForeground(QColor(ERROR))
@@ -1426,7 +1456,9 @@ class MainWindow(QMainWindow):
                 item.setFont(font)
             if column == 2:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setData(SORT_ROLE, -1.0 if result.score is None else float(result.score))  # not as text
             table.setItem(row, column, item)
+        table.setSortingEnabled(sorting)  # sorts the new row into place
 
     def _display_path(self, path: str) -> str:
         """``path`` relative to the folder it was found in (its name for files given directly)."""
@@ -1505,7 +1537,7 @@ class MainWindow(QMainWindow):
         return self.export_results(path, fmt="json")
 
     def export_results(self, path: str | os.PathLike[str], *, fmt: str | None = None) -> Path:
-        """Write the file results (in table order) in the command line's CSV or JSON format.
+        """Write the file results (in the order classified) in the command line's CSV or JSON format.
 
         The CSV has the columns :data:`speechrnn.classify.CSV_COLUMNS` with the cells of
         :func:`speechrnn.classify.csv_row`; the JSON is an array of the records' documented schema

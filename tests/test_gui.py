@@ -306,6 +306,53 @@ def test_files_progress_is_empty_until_a_run_and_after_clear(qtbot, settings, sy
     assert window.files_table.rowCount() == 0
 
 
+def table_rows(table) -> list[tuple[str, ...]]:
+    """The table's cells' texts, row by row, as shown."""
+    return [tuple(table.item(r, c).text() for c in range(table.columnCount())) for r in range(table.rowCount())]
+
+
+def test_files_table_sorts_by_a_clicked_header_and_keeps_rows_whole(qtbot, settings, synthetic_model, tmp_path,
+                                                                    rng) -> None:
+    """The Files table could not be sorted; rows added while it is sorted must land whole, in place."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    window = make_window(qtbot, settings, synthetic_model)
+    window.classify_paths([write_folder(tmp_path / "first", rng)])
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    table = window.files_table
+    header = table.horizontalHeader()
+    assert header.sortIndicatorSection() == -1  # in the order classified until the user sorts
+    click = QPoint(header.sectionViewportPosition(2) + 10, 5)
+    QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=click)  # on "Confidence"
+    assert header.sortIndicatorSection() == 2
+
+    def check() -> None:
+        rows = table_rows(table)
+        scores = [-1.0 if row[2] == "—" else float(row[2].rstrip("%")) for row in rows]
+        descending = header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+        assert scores == sorted(scores, reverse=descending)  # by value: "9.5%" sorts below "85.0%"
+        by_name = {Path(r.path).name: r for r in window.file_results}
+        for name, command, confidence, _ in rows:  # each row's cells are one file's
+            record = by_name[Path(name).name]
+            assert command == (record.label or "error")
+            assert confidence == ("—" if record.score is None else f"{record.score * 100:.1f}%")
+
+    check()
+    second = tmp_path / "second"
+    second.mkdir()
+    for i, kind in enumerate(("tone", "buzz", "rise")):
+        sf.write(second / f"z{i}_{kind}.wav", make_class_clip(kind, rng) * (0.3 + 0.3 * i), 16000)
+    window.classify_paths([second])  # rows arrive while the table is sorted
+    qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
+    assert table.rowCount() == 7
+    check()
+    option = QStyleOptionViewItem()
+    table.itemDelegateForColumn(0).initStyleOption(option, table.model().index(0, 0))
+    assert option.textElideMode == Qt.TextElideMode.ElideMiddle  # a long path keeps its file name
+
+
 def test_classifying_without_a_model_is_refused(qtbot, settings, tmp_path, rng) -> None:
     window = make_window(qtbot, settings, tmp_path / "absent.pt", wait=False)
     assert window.classify_paths([write_folder(tmp_path, rng)]) is False
