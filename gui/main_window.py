@@ -407,9 +407,14 @@ class MainWindow(QMainWindow):
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
         self.record_button = QPushButton("● Record 1 s")
-        self.record_button.setToolTip("Record a clip from the input and save it as WAV (see the Record tab)")
+        self.record_button.setToolTip(self._record_tooltip())
         self.record_button.clicked.connect(self.record_clip)
         bar.addWidget(self.record_button)
+
+    def _record_tooltip(self) -> str:
+        """The Record buttons' tooltip, with the Record clip shortcut."""
+        keys = self.record_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        return f"Record a clip from the input and save it as WAV (see the Record tab) ({keys})"
 
     def _build_central(self) -> None:
         central = QWidget()
@@ -625,6 +630,7 @@ class MainWindow(QMainWindow):
         row = QHBoxLayout()
         row.addStretch(1)
         self.record_tab_button = QPushButton("● Record")
+        self.record_tab_button.setToolTip(self._record_tooltip())
         self.record_tab_button.clicked.connect(self.record_clip)
         row.addWidget(self.record_tab_button)
         layout.addLayout(row)
@@ -1850,8 +1856,10 @@ class MainWindow(QMainWindow):
         taken = self._input_taken()
         self.listen_button.setText("■ Stop listening" if listening else "● Start listening")
         self.listen_button.setEnabled(listening or (has_model and not taken))
-        self.listen_button.setToolTip("" if listening else NO_MODEL_MESSAGE if not has_model else
-                                      f"Not now: {taken}" if taken else "")
+        keys = self.listen_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        self.listen_button.setToolTip(f"Stop listening ({keys})" if listening else NO_MODEL_MESSAGE if not has_model
+                                      else f"Not now: {taken}" if taken else
+                                      f"Recognize commands from the input as they are spoken ({keys})")
         self.listen_action.setText("&Stop listening" if listening else "&Start listening")
         self.listen_action.setEnabled(listening or (has_model and not taken))
         can_record = self._recording is None and not taken

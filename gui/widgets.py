@@ -536,6 +536,7 @@ class SpectrogramView(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setMenuEnabled(False)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing to do with the keyboard: Tab skips it
         plot = self.getPlotItem()
         plot.setLabel("bottom", "seconds")
         plot.setLabel("left", "mel band")

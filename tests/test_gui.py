@@ -133,6 +133,14 @@ def test_window_builds_and_shows_the_model(qtbot, settings, synthetic_model) -> 
     assert not window.banner.isVisible()
 
 
+def test_buttons_name_their_shortcuts_and_the_spectrogram_takes_no_focus(qtbot, settings, synthetic_model) -> None:
+    """Start listening and Record did not say Ctrl+L / Ctrl+R; Tab stopped on the (keyboard-less) spectrogram."""
+    window = make_window(qtbot, settings, synthetic_model)
+    assert "Ctrl+L" in window.listen_button.toolTip()
+    assert "Ctrl+R" in window.record_button.toolTip() and "Ctrl+R" in window.record_tab_button.toolTip()
+    assert window.spectrogram.focusPolicy() == Qt.FocusPolicy.NoFocus
+
+
 def test_int8_backend_from_the_environment_is_used_and_shown(qtbot, settings, synthetic_model, monkeypatch) -> None:
     monkeypatch.setenv("SPEECHRNN_BACKEND", "int8")
     window = make_window(qtbot, settings, synthetic_model)
