@@ -188,7 +188,8 @@ class _SortableItem(QTableWidgetItem):
         mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
         if mine is not None and theirs is not None:
             return bool(mine < theirs)
-        return super().__lt__(other)
+        # not super().__lt__: PySide dispatches the C++ operator< back to this override (endless recursion)
+        return self.text() < other.text()
 
 
 class _ElideMiddleDelegate(QStyledItemDelegate):
@@ -1452,7 +1453,7 @@ class MainWindow(QMainWindow):
         cells = (self._display_path(result.path), display_label(result.label) if result.label else "error",
                  f"{result.score * 100:.1f}%" if result.score is not None else "—", details)
         for column, text in enumerate(cells):
-            item = _SortableItem(text)
+            item = _SortableItem(text) if column == 2 else QTableWidgetItem(text)
             item.setToolTip(result.path if column == 0 else (result.error or text) if column == 3 else text)
             if result.error:
                 item.setForeground(QColor(ERROR))

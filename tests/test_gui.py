@@ -356,6 +356,10 @@ def test_files_table_sorts_by_a_clicked_header_and_keeps_rows_whole(qtbot, setti
     qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
     assert table.rowCount() == 7
     check()
+    click = QPoint(header.sectionViewportPosition(1) + 10, 5)
+    QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=click)  # on "Command": sorted as text
+    commands = [row[1] for row in table_rows(table)]
+    assert commands == sorted(commands, reverse=header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder)
     option = QStyleOptionViewItem()
     table.itemDelegateForColumn(0).initStyleOption(option, table.model().index(0, 0))
     assert option.textElideMode == Qt.TextElideMode.ElideMiddle  # a long path keeps its file name
