@@ -562,6 +562,7 @@ class MainWindow(QMainWindow):
         buttons = QHBoxLayout()
         self.files_summary = QLabel("")
         self.files_summary.setStyleSheet(f"color: {TEXT_DIM}")
+        self.files_summary.setWordWrap(True)  # a long summary must not widen the window
         buttons.addWidget(self.files_summary, 1)
         add_files = QPushButton("Add files…")
         add_files.clicked.connect(self._choose_files)

@@ -309,6 +309,9 @@ def test_files_progress_is_empty_until_a_run_and_after_clear(qtbot, settings, sy
     window.classify_paths(clips)
     qtbot.waitUntil(lambda: not window.is_classifying(), timeout=20000)
     assert window.files_progress.text() == "2 / 2 files"
+    window.files_summary.setText("28 files classified, 1 could not be read")  # wraps: the window stays narrow
+    assert window.files_summary.minimumSizeHint().width() < window.files_summary.fontMetrics().horizontalAdvance(
+        window.files_summary.text())
     window.clear_results()
     assert window.files_progress.text() == "" and window.files_summary.text() == ""
     assert window.files_table.rowCount() == 0
