@@ -164,6 +164,7 @@ def evaluate(
     png_name: str = "confusion.png",
     gain_db: float = 0.0,
     room: tuple[float, float] | None = None,
+    model_name: str | None = None,
 ) -> EvalReport:
     """Accuracy, per-class metrics and a confusion matrix of a model on labelled clips.
 
@@ -195,6 +196,8 @@ def evaluate(
         ``(rt60 seconds, direct-to-reverberant ratio dB)``: play every word clip through a
         synthetic room of that reverberation (:mod:`training.reverb`; each clip its own impulse
         response, seeded by ``seed``); ``_silence_`` examples are left dry.
+    model_name : str, optional
+        What the report calls the model (default: ``model_path``, or ``default``).
 
     Returns
     -------
@@ -304,7 +307,7 @@ def evaluate(
         for i in wrong
     ]  # fmt: skip
     result = EvalReport(
-        model=str(model_path) if model_path is not None else "default",
+        model=model_name if model_name is not None else str(model_path) if model_path is not None else "default",
         source=source,
         split=split_name,
         accuracy=report["accuracy"],
