@@ -864,6 +864,44 @@ def _ms(seconds: float | None) -> str:
     return "n/a" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:.0f} ms"
 
 
+def _prepare_output_file(path: Path, option: str) -> list[Path]:
+    """Check, before any work, that ``path`` can be written; make its folder. Return the folders made.
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        ``path`` is a folder, lies under a file, or its folder cannot be made or written; the
+        message names ``option``.
+    """
+    import os
+
+    from speechrnn.errors import SpeechRNNError
+
+    if path.is_dir():
+        raise SpeechRNNError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'report.json'}")
+    above = next((folder for folder in path.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise SpeechRNNError(f"{option} {path}: cannot write there: {above} is a file, not a folder")
+    made = [folder for folder in path.parents if not folder.exists()]  # innermost first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpeechRNNError(f"{option} {path}: cannot create its folder ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _remove_empty(made)
+        raise SpeechRNNError(f"{option} {path}: not writable")
+    return made
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove folders this run made (innermost first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``python -m speechrnn.streaming_accuracy``; returns the exit status."""
     from speechrnn.onnx_backend import BACKENDS
@@ -911,7 +949,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if v is not None
     }
+    out = Path(args.out) if args.out else None
+    made: list[Path] = []
     try:
+        if out is not None:
+            made = _prepare_output_file(out, "--out")
         decision = replace(DecisionConfig(), **overrides)
         report = evaluate(
             data=args.data,
@@ -932,12 +974,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (SpeechRNNError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _remove_empty(made)
         return 1
     print(format_report(report))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+            tmp.replace(out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            print(f"error: --out {out}: cannot write the report ({exc.strerror or exc})", file=sys.stderr)
+            return 1
+        print(f"wrote {out}")
     return 0
 
 

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 from synthetic import LABELS, make_class_clip, write_speech_commands_tree
 
+import training.evaluate as evaluate_module
 from training.evaluate import evaluate, main
 from training.metrics import classification_report
 
@@ -119,3 +120,29 @@ def test_cli(synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "accuracy" in out and (tmp_path / "o" / "report.json").is_file()
     assert (tmp_path / "o" / "confusion.png").is_file()
+
+
+def test_cli_out_that_cannot_be_a_folder_is_one_line_before_any_work(
+    synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated although --out cannot be written")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", must_not_run)
+    taken = tmp_path / "taken"
+    taken.write_text("notes")
+    for out, problem in ((taken, "exists and is not a folder"), (taken / "sub", f"{taken} is a file")):
+        assert main([str(synthetic_model), "--folder", str(tmp_path), "--out", str(out), "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"evaluate: error: {out}: ") and problem in err and "--out" in err
+        assert "\n" not in err
+    assert taken.read_text() == "notes"
+
+
+def test_cli_failure_leaves_no_empty_out_folder(
+    synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "eval"
+    assert main([str(synthetic_model), "--folder", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 1
+    assert "folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from synthetic import make_class_clip_with_span, write_speech_commands_tree
 
+import speechrnn.streaming_accuracy as streaming_accuracy
 from speechrnn.decisions import Detection
 from speechrnn.streaming_accuracy import (
     build_stream,
@@ -217,3 +218,25 @@ def test_miss_causes_tell_clip_noise_and_decision_losses_apart() -> None:
     assert lost["by_outcome"] == {"missed": {"clip": 1, "noise": 1, "decisions": 1}}
     with pytest.raises(ValueError, match="truth"):
         miss_causes(score, truth[:2], clips, audio, predict, sample_rate=16000)
+
+
+def test_cli_out_that_cannot_be_written_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def must_not_run(**kwargs: object) -> None:
+        raise AssertionError("evaluated although --out cannot be written")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", must_not_run)
+    taken = tmp_path / "taken.json"
+    taken.write_text("{}")
+    cases = ((taken / "r.json", f"cannot write there: {taken} is a file"), (tmp_path, "is a folder"))
+    for out, problem in cases:
+        assert main(["--data", str(tmp_path), "--out", str(out), "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --out {out}: ") and problem in err and "\n" not in err
+    assert taken.read_text() == "{}"
+    # a folder made for --out is removed again when the run fails
+    monkeypatch.undo()
+    out = tmp_path / "new" / "deeper" / "r.json"
+    assert main(["--data", str(tmp_path / "none"), "--out", str(out), "--quiet"]) == 1
+    assert "data folder not found" in capsys.readouterr().err and not (tmp_path / "new").exists()

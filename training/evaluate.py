@@ -365,16 +365,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _make_output_folder(folder: Path) -> list[Path]:
+    """Create the ``--out`` folder (and its parents) before any work; return those made, innermost first.
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        ``folder`` is a file, lies under a file, or cannot be created or written.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise SpeechRNNError(f"{folder}: exists and is not a folder; choose another --out")
+    above = next((f for f in folder.parents if f.exists()), None)
+    if above is not None and not above.is_dir():
+        raise SpeechRNNError(f"{folder}: cannot create the output folder: {above} is a file (--out)")
+    made = [f for f in (folder, *folder.parents) if not f.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpeechRNNError(f"{folder}: cannot create the output folder ({exc.strerror or exc}; --out)") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpeechRNNError(f"{folder}: the output folder is not writable (--out)")
+    return made
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    out_dir = args.out or Path("eval")
+    made: list[Path] = []
     try:
+        made = _make_output_folder(out_dir)
         report = evaluate(
             args.model,
             data_dir=args.data,
             split=args.split,
             folder=args.folder,
-            out_dir=args.out or Path("eval"),
+            out_dir=out_dir,
             device=args.device,
             backend=args.backend,
             batch_size=args.batch_size,
@@ -382,8 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             gain_db=args.gain_db,
             room=None if args.reverb is None else (args.reverb, args.drr),
         )
-    except (SpeechRNNError, ValueError) as exc:
+    except (SpeechRNNError, ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # e.g. the report cannot be written
+            exc = f"{exc.filename}: {exc.strerror}"
         print(f"evaluate: error: {exc}", file=sys.stderr)
+        for folder in made:  # the folders made for --out, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         return 1
     print(report.table())
     print(f"report: {report.json_path}\nconfusion matrix: {report.png_path}")
