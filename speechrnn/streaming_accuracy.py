@@ -665,6 +665,32 @@ def select_clips(
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
+def check_save_wav(path: str | Path) -> Path:
+    """The ``--save-wav`` path, checked before any work: a ``.wav`` name in a folder that exists.
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        The name does not end in ``.wav``, names a folder, or its folder is missing or not writable.
+    """
+    import os
+
+    from speechrnn.errors import SpeechRNNError
+
+    path = Path(path)
+    if path.is_dir():
+        raise SpeechRNNError(f"--save-wav {path}: is a folder; give a file name, e.g. {path / 'stream.wav'}")
+    if path.suffix.lower() != ".wav":
+        raise SpeechRNNError(f"--save-wav {path}: the name must end in .wav (the stream is written as 16-bit WAV)")
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "folder not found"
+        raise SpeechRNNError(f"--save-wav {path}: {folder}: {problem}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SpeechRNNError(f"--save-wav {path}: not writable")
+    return path
+
+
 def evaluate(
     *,
     data: str | Path,
@@ -712,7 +738,8 @@ def evaluate(
     tune : bool
         Also search decision settings on this stream (use the validation split).
     save_wav : path, optional
-        Write the stream there (16-bit WAV) for listening or ``speechrnn listen --file``.
+        Write the stream there (16-bit WAV) for listening or ``speechrnn listen --file``; it must
+        end in ``.wav`` and its folder must exist (checked before any work).
     progress : bool
 
     Returns
@@ -725,9 +752,12 @@ def evaluate(
 
     from speechrnn.audio import load_audio
     from speechrnn.decisions import DecisionConfig, decide
+    from speechrnn.errors import SpeechRNNError
     from speechrnn.inference import Classifier
 
     root = Path(data)
+    if save_wav:
+        save_wav = check_save_wav(save_wav)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder not found")
     classifier = Classifier.from_file(model, device=device, backend=backend)
@@ -755,7 +785,13 @@ def evaluate(
     )
     duration = audio.shape[0] / rate
     if save_wav:
-        sf.write(save_wav, audio, rate, subtype="PCM_16")
+        tmp = save_wav.with_name(f".{save_wav.name}.tmp")
+        try:
+            sf.write(tmp, audio, rate, subtype="PCM_16", format="WAV")
+            tmp.replace(save_wav)
+        except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+            tmp.unlink(missing_ok=True)
+            raise SpeechRNNError(f"--save-wav {save_wav}: cannot write the stream ({exc})") from None
     threads = torch.get_num_threads()
     if classifier.device.type == "cpu":
         torch.set_num_threads(1)  # as when listening live: one small model call per hop

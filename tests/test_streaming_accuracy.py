@@ -140,7 +140,7 @@ def test_evaluate_on_synthetic_commands(synthetic_model: Path, synthetic_tree: P
     )
     assert score["latency_median_seconds"] is not None and -0.5 < score["latency_median_seconds"] < 0.8
     assert report["stream"]["duration_seconds"] == pytest.approx(90.0, abs=15)
-    assert wav.is_file()
+    assert wav.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["stream.wav"]
     json.dumps(report)
 
 
@@ -240,3 +240,25 @@ def test_cli_out_that_cannot_be_written_is_one_line_before_any_work(
     out = tmp_path / "new" / "deeper" / "r.json"
     assert main(["--data", str(tmp_path / "none"), "--out", str(out), "--quiet"]) == 1
     assert "data folder not found" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("no-such-folder/stream.wav", "no-such-folder: folder not found"),
+        ("stream.mp4", "the name must end in .wav"),
+        ("stream", "the name must end in .wav"),
+        ("taken/stream.wav", "taken: is a file, not a folder"),
+        (".", "is a folder"),
+    ],
+)
+def test_cli_bad_save_wav_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, problem: str
+) -> None:
+    (tmp_path / "taken").write_text("x")
+    wav = tmp_path / name
+    # checked first: before the data folder (missing here), the model and the stream
+    assert main(["--data", str(tmp_path / "none"), "--save-wav", str(wav), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --save-wav {wav}: ") and problem in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
