@@ -938,6 +938,23 @@ def _remove_empty(folders: Sequence[Path]) -> None:
             break
 
 
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the stream options of the command line, or None."""
+    low, high = args.noise_db
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        return f"--minutes must be a positive number of minutes, not {args.minutes:g}"
+    if not (math.isfinite(args.noise_minutes) and args.noise_minutes >= 0):
+        return f"--noise-minutes must be a number of minutes >= 0, not {args.noise_minutes:g}"
+    if not (0 <= args.oov_fraction < 1):
+        return f"--oov-fraction must be in [0, 1) (a share of the words), not {args.oov_fraction:g}"
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high <= 0):
+        return (
+            f"--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0 (0 is full scale), "
+            f"not {low:g} {high:g}"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``python -m speechrnn.streaming_accuracy``; returns the exit status."""
     from speechrnn.onnx_backend import BACKENDS
@@ -971,6 +988,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    problem = _option_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
 
     from speechrnn.decisions import DecisionConfig
     from speechrnn.errors import SpeechRNNError

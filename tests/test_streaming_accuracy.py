@@ -262,3 +262,51 @@ def test_cli_bad_save_wav_is_one_line_before_any_work(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --save-wav {wav}: ") and problem in err and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--minutes", "0"], "--minutes must be a positive number"),
+        (["--minutes", "-1"], "--minutes must be a positive number"),
+        (["--minutes", "inf"], "--minutes must be a positive number"),
+        (["--minutes", "nan"], "--minutes must be a positive number"),
+        (["--noise-minutes", "-0.5"], "--noise-minutes must be a number of minutes >= 0"),
+        (["--noise-minutes", "inf"], "--noise-minutes must be a number of minutes >= 0"),
+        (["--oov-fraction", "1"], "--oov-fraction must be in [0, 1)"),
+        (["--oov-fraction", "-0.1"], "--oov-fraction must be in [0, 1)"),
+        (["--oov-fraction", "nan"], "--oov-fraction must be in [0, 1)"),
+        (["--noise-db", "-30", "-50"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+        (["--noise-db", "-10", "6"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+        (["--noise-db", "nan", "-30"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+    ],
+)
+def test_cli_bad_stream_options_are_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, options: list[str],
+    problem: str,
+) -> None:
+    def must_not_run(**kwargs: object) -> None:
+        raise AssertionError("evaluated with a bad option")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", must_not_run)
+    out = tmp_path / "r" / "report.json"
+    assert main(["--data", str(tmp_path), "--out", str(out), "--quiet", *options]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {problem}") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_edge_stream_options_are_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    def record(**kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", record)
+    options = ["--noise-minutes", "0", "--oov-fraction", "0", "--noise-db", "-20", "0", "--minutes", "0.01"]
+    assert main(["--data", str(tmp_path), "--quiet", *options]) == 1
+    assert capsys.readouterr().err.strip() == "error: stop here"
+    assert (seen["noise_minutes"], seen["oov_fraction"], seen["noise_db"], seen["minutes"]) == (0, 0, (-20, 0), 0.01)
