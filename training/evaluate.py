@@ -222,6 +222,8 @@ def evaluate(
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
     if not math.isfinite(gain_db):
         raise ValueError(f"gain_db must be a finite number of decibels, not {gain_db}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if room is not None:
         room = (float(room[0]), float(room[1]))
         if not (math.isfinite(room[0]) and 0 < room[0] <= 10 and math.isfinite(room[1])):
@@ -352,17 +354,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (int8: int8 weights in ONNX Runtime, CPU only)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=_positive_int, default=256, help="clips per model call (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gain-db", type=float, default=0.0,
                         help="scale every clip by this many dB first (e.g. -30: a quiet talker)")  # fmt: skip
     parser.add_argument("--reverb", type=float, metavar="RT60",
-                        help="play every word clip through a synthetic room with this reverberation time in "
-                             "seconds (e.g. 0.6: an office; see training/reverb.py)")
-    parser.add_argument("--drr", type=float, default=0.0, metavar="DB",
-                        help="the room's direct-to-reverberant ratio for --reverb, dB (default 0; lower: farther "
-                             "from the microphone)")
+                        help="play every word clip through a synthetic room with this reverberation time, in "
+                             "(0, 10] seconds (e.g. 0.6: an office; see training/reverb.py); _silence_ examples "
+                             "stay dry")
+    parser.add_argument("--drr", type=float, metavar="DB",
+                        help="the room's direct-to-reverberant ratio, dB; only with --reverb (default 0; lower: "
+                             "farther from the microphone)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the gain and room options of the command line, or None."""
+    if not math.isfinite(args.gain_db):
+        return f"--gain-db must be a finite number of decibels, not {args.gain_db:g}"
+    if args.drr is not None and args.reverb is None:
+        return "--drr needs --reverb RT60 (it is the direct-to-reverberant ratio of that room)"
+    if args.reverb is not None and not (math.isfinite(args.reverb) and 0 < args.reverb <= 10):
+        return f"--reverb RT60 must be in (0, 10] seconds, not {args.reverb:g}"
+    if args.drr is not None and not math.isfinite(args.drr):
+        return f"--drr must be a finite number of decibels, not {args.drr:g}"
+    return None
 
 
 def _make_output_folder(folder: Path) -> list[Path]:
@@ -391,6 +418,10 @@ def _make_output_folder(folder: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    problem = _option_problem(args)
+    if problem is not None:
+        print(f"evaluate: error: {problem}", file=sys.stderr)
+        return 1
     out_dir = args.out or Path("eval")
     made: list[Path] = []
     try:
@@ -406,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             progress=not args.quiet,
             gain_db=args.gain_db,
-            room=None if args.reverb is None else (args.reverb, args.drr),
+            room=None if args.reverb is None else (args.reverb, 0.0 if args.drr is None else args.drr),
         )
     except (SpeechRNNError, ValueError, OSError) as exc:
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # e.g. the report cannot be written
