@@ -189,3 +189,22 @@ def test_cli_gain_and_room_errors_name_the_option_before_any_work(
 def test_cli_reverb_help_says_what_stays_dry_and_the_range() -> None:
     text = " ".join(build_parser().format_help().split())
     assert "_silence_ examples stay dry" in text and "(0, 10] seconds" in text and "only with --reverb" in text
+
+
+def test_progress_covers_features_and_model_unless_quiet(
+    synthetic_model: Path, tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = evaluate(synthetic_model, data_dir=tree, split="testing", progress=True, batch_size=16)
+    err = capsys.readouterr().err
+    assert "evaluating: 100%" in err and f"{report.examples}/{report.examples}" in err
+    plain = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False)
+    assert "evaluating" not in capsys.readouterr().err
+    assert np.array_equal(plain.confusion, report.confusion)  # the batch size changes nothing
+    root = tmp_path / "f"
+    (root / "tone").mkdir(parents=True)
+    for i in range(3):
+        sf.write(root / "tone" / f"{i}.wav", make_class_clip("tone", np.random.default_rng(i)), 16000)
+    assert main([str(synthetic_model), "--folder", str(root), "--out", str(tmp_path / "o")]) == 0
+    assert "evaluating: 100%" in capsys.readouterr().err
+    assert main([str(synthetic_model), "--folder", str(root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -187,7 +187,7 @@ def evaluate(
     seed : int
         Seeds the fixed ``_unknown_`` and ``_silence_`` draws of a split (0, as in training).
     progress : bool
-        Show decoding progress on stderr.
+        Show progress on stderr: decoding the clips, then features and model batch by batch.
     json_name, png_name : str
         File names of the report and the plot inside ``out_dir``.
     gain_db : float
@@ -211,6 +211,7 @@ def evaluate(
         Neither or both of ``data_dir`` and ``folder``.
     """
     import torch
+    from tqdm import tqdm
 
     from speechrnn.features import LogMel
     from speechrnn.inference import Classifier
@@ -237,8 +238,13 @@ def evaluate(
         data = SpeechCommandsData(config, features, seed=seed, progress=progress)
         dataset = data.split(split, training=False)
         items = dataset.items(0)
-        frames, truth_t = dataset.all_features(batch_size=batch_size, gain_db=gain_db, room=room)
-        truth = truth_t.numpy()
+        truth = np.asarray(items.label)
+        # as dataset.all_features computes them, one batch at a time (so progress can be shown)
+        split_rooms = np.random.default_rng([data.seed, 5]) if room is not None else None
+
+        def frames_of(start: int) -> torch.Tensor:
+            return dataset.features_for(items.take(slice(start, start + batch_size)), gain_db=gain_db, room=room,
+                                        rng=split_rooms)  # fmt: skip
         names = [
             data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
             for k, s in zip(items.kind, items.source, strict=True)
@@ -282,13 +288,10 @@ def evaluate(
                 clips[wet] = reverberate(clips[wet], responses)
             return log_mel(clips)
 
-        with torch.inference_mode():
-            frames = torch.cat(
-                [
-                    batch_frames(keep[s : s + batch_size], silence[s : s + batch_size])
-                    for s in range(0, len(keep), batch_size)
-                ]
-            )
+        def frames_of(start: int) -> torch.Tensor:
+            with torch.inference_mode():
+                return batch_frames(keep[start : start + batch_size], silence[start : start + batch_size])
+
         truth = np.asarray(truth_list)[keep]
         names = [str(paths[i]) for i in keep]
         source = str(root)
@@ -296,9 +299,12 @@ def evaluate(
         held_out = True  # a folder of the user's: nothing says it was trained on
     if len(truth) == 0:
         raise DataError(f"{source}: no examples to evaluate")
-    probs = np.concatenate(
-        [classifier.probabilities_from_frames(frames[s : s + batch_size]) for s in range(0, len(truth), batch_size)]
-    )
+    parts = []
+    with tqdm(total=len(truth), desc="evaluating", unit="clip", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(truth), batch_size):  # features, then the model, batch by batch
+            parts.append(classifier.probabilities_from_frames(frames_of(start)))
+            bar.update(parts[-1].shape[0])
+    probs = np.concatenate(parts)
     predicted = probs.argmax(axis=1)
     report = classification_report(truth, predicted, labels)
     wrong = np.flatnonzero(predicted != truth)
