@@ -992,6 +992,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    if args.tune and args.split == "testing":
+        print(
+            "warning: --tune on the testing split: settings chosen on it make its figures optimistic; "
+            "tune on --split validation",
+            file=sys.stderr,
+        )
 
     from speechrnn.decisions import DecisionConfig
     from speechrnn.errors import SpeechRNNError

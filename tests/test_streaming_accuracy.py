@@ -310,3 +310,23 @@ def test_cli_edge_stream_options_are_accepted(
     assert main(["--data", str(tmp_path), "--quiet", *options]) == 1
     assert capsys.readouterr().err.strip() == "error: stop here"
     assert (seen["noise_minutes"], seen["oov_fraction"], seen["noise_db"], seen["minutes"]) == (0, 0, (-20, 0), 0.01)
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [(["--tune"], True), (["--tune", "--split", "testing"], True), (["--tune", "--split", "validation"], False),
+     ([], False)],
+)
+def test_cli_warns_when_tuning_on_the_test_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, options: list[str],
+    warned: bool,
+) -> None:
+    def stop(**kwargs: object) -> None:
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", stop)
+    assert main(["--data", str(tmp_path), "--quiet", *options]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    warning = "warning: --tune on the testing split: settings chosen on it make its figures optimistic; " \
+        "tune on --split validation"
+    assert lines == ([warning] if warned else []) + ["error: stop here"]
