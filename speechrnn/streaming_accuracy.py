@@ -665,6 +665,32 @@ def select_clips(
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
+def check_save_wav(path: str | Path) -> Path:
+    """The ``--save-wav`` path, checked before any work: a ``.wav`` name in a folder that exists.
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        The name does not end in ``.wav``, names a folder, or its folder is missing or not writable.
+    """
+    import os
+
+    from speechrnn.errors import SpeechRNNError
+
+    path = Path(path)
+    if path.is_dir():
+        raise SpeechRNNError(f"--save-wav {path}: is a folder; give a file name, e.g. {path / 'stream.wav'}")
+    if path.suffix.lower() != ".wav":
+        raise SpeechRNNError(f"--save-wav {path}: the name must end in .wav (the stream is written as 16-bit WAV)")
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "folder not found"
+        raise SpeechRNNError(f"--save-wav {path}: {folder}: {problem}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SpeechRNNError(f"--save-wav {path}: not writable")
+    return path
+
+
 def evaluate(
     *,
     data: str | Path,
@@ -712,7 +738,8 @@ def evaluate(
     tune : bool
         Also search decision settings on this stream (use the validation split).
     save_wav : path, optional
-        Write the stream there (16-bit WAV) for listening or ``speechrnn listen --file``.
+        Write the stream there (16-bit WAV) for listening or ``speechrnn listen --file``; it must
+        end in ``.wav`` and its folder must exist (checked before any work).
     progress : bool
 
     Returns
@@ -725,9 +752,12 @@ def evaluate(
 
     from speechrnn.audio import load_audio
     from speechrnn.decisions import DecisionConfig, decide
+    from speechrnn.errors import SpeechRNNError
     from speechrnn.inference import Classifier
 
     root = Path(data)
+    if save_wav:
+        save_wav = check_save_wav(save_wav)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder not found")
     classifier = Classifier.from_file(model, device=device, backend=backend)
@@ -755,7 +785,13 @@ def evaluate(
     )
     duration = audio.shape[0] / rate
     if save_wav:
-        sf.write(save_wav, audio, rate, subtype="PCM_16")
+        tmp = save_wav.with_name(f".{save_wav.name}.tmp")
+        try:
+            sf.write(tmp, audio, rate, subtype="PCM_16", format="WAV")
+            tmp.replace(save_wav)
+        except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+            tmp.unlink(missing_ok=True)
+            raise SpeechRNNError(f"--save-wav {save_wav}: cannot write the stream ({exc})") from None
     threads = torch.get_num_threads()
     if classifier.device.type == "cpu":
         torch.set_num_threads(1)  # as when listening live: one small model call per hop
@@ -864,6 +900,61 @@ def _ms(seconds: float | None) -> str:
     return "n/a" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:.0f} ms"
 
 
+def _prepare_output_file(path: Path, option: str) -> list[Path]:
+    """Check, before any work, that ``path`` can be written; make its folder. Return the folders made.
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        ``path`` is a folder, lies under a file, or its folder cannot be made or written; the
+        message names ``option``.
+    """
+    import os
+
+    from speechrnn.errors import SpeechRNNError
+
+    if path.is_dir():
+        raise SpeechRNNError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'report.json'}")
+    above = next((folder for folder in path.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise SpeechRNNError(f"{option} {path}: cannot write there: {above} is a file, not a folder")
+    made = [folder for folder in path.parents if not folder.exists()]  # innermost first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpeechRNNError(f"{option} {path}: cannot create its folder ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _remove_empty(made)
+        raise SpeechRNNError(f"{option} {path}: not writable")
+    return made
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove folders this run made (innermost first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the stream options of the command line, or None."""
+    low, high = args.noise_db
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        return f"--minutes must be a positive number of minutes, not {args.minutes:g}"
+    if not (math.isfinite(args.noise_minutes) and args.noise_minutes >= 0):
+        return f"--noise-minutes must be a number of minutes >= 0, not {args.noise_minutes:g}"
+    if not (0 <= args.oov_fraction < 1):
+        return f"--oov-fraction must be in [0, 1) (a share of the words), not {args.oov_fraction:g}"
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high <= 0):
+        return (
+            f"--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0 (0 is full scale), "
+            f"not {low:g} {high:g}"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``python -m speechrnn.streaming_accuracy``; returns the exit status."""
     from speechrnn.onnx_backend import BACKENDS
@@ -897,6 +988,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    problem = _option_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if args.tune and args.split == "testing":
+        print(
+            "warning: --tune on the testing split: settings chosen on it make its figures optimistic; "
+            "tune on --split validation",
+            file=sys.stderr,
+        )
 
     from speechrnn.decisions import DecisionConfig
     from speechrnn.errors import SpeechRNNError
@@ -911,7 +1012,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if v is not None
     }
+    out = Path(args.out) if args.out else None
+    made: list[Path] = []
     try:
+        if out is not None:
+            made = _prepare_output_file(out, "--out")
         decision = replace(DecisionConfig(), **overrides)
         report = evaluate(
             data=args.data,
@@ -932,12 +1037,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (SpeechRNNError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _remove_empty(made)
         return 1
     print(format_report(report))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+            tmp.replace(out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            print(f"error: --out {out}: cannot write the report ({exc.strerror or exc})", file=sys.stderr)
+            return 1
+        print(f"wrote {out}")
     return 0
 
 

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 from synthetic import LABELS, make_class_clip, write_speech_commands_tree
 
-from training.evaluate import evaluate, main
+import training.evaluate as evaluate_module
+from training.evaluate import build_parser, evaluate, main
 from training.metrics import classification_report
 
 
@@ -119,3 +120,91 @@ def test_cli(synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "accuracy" in out and (tmp_path / "o" / "report.json").is_file()
     assert (tmp_path / "o" / "confusion.png").is_file()
+
+
+def test_cli_out_that_cannot_be_a_folder_is_one_line_before_any_work(
+    synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated although --out cannot be written")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", must_not_run)
+    taken = tmp_path / "taken"
+    taken.write_text("notes")
+    for out, problem in ((taken, "exists and is not a folder"), (taken / "sub", f"{taken} is a file")):
+        assert main([str(synthetic_model), "--folder", str(tmp_path), "--out", str(out), "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"evaluate: error: {out}: ") and problem in err and "--out" in err
+        assert "\n" not in err
+    assert taken.read_text() == "notes"
+
+
+def test_cli_failure_leaves_no_empty_out_folder(
+    synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "eval"
+    assert main([str(synthetic_model), "--folder", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 1
+    assert "folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "many"])
+def test_cli_batch_size_must_be_a_positive_integer(
+    synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main([str(synthetic_model), "--folder", str(tmp_path), "--batch-size", value, "--quiet"])
+    assert stopped.value.code == 2
+    assert f"argument --batch-size: must be a positive integer, not '{value}'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        evaluate(synthetic_model, folder=tmp_path, batch_size=0, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--drr", "-6"], "--drr needs --reverb RT60"),
+        (["--reverb", "0"], "--reverb RT60 must be in (0, 10] seconds, not 0"),
+        (["--reverb", "12"], "--reverb RT60 must be in (0, 10] seconds, not 12"),
+        (["--reverb", "nan"], "--reverb RT60 must be in (0, 10] seconds, not nan"),
+        (["--reverb", "0.5", "--drr", "inf"], "--drr must be a finite number of decibels, not inf"),
+        (["--gain-db", "nan"], "--gain-db must be a finite number of decibels, not nan"),
+    ],
+)
+def test_cli_gain_and_room_errors_name_the_option_before_any_work(
+    synthetic_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    options: list[str], problem: str,
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated with a bad option")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", must_not_run)
+    out = tmp_path / "out"
+    assert main([str(synthetic_model), "--folder", str(tmp_path), "--out", str(out), "--quiet", *options]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"evaluate: error: {problem}") and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_reverb_help_says_what_stays_dry_and_the_range() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "_silence_ examples stay dry" in text and "(0, 10] seconds" in text and "only with --reverb" in text
+
+
+def test_progress_covers_features_and_model_unless_quiet(
+    synthetic_model: Path, tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = evaluate(synthetic_model, data_dir=tree, split="testing", progress=True, batch_size=16)
+    err = capsys.readouterr().err
+    assert "evaluating: 100%" in err and f"{report.examples}/{report.examples}" in err
+    plain = evaluate(synthetic_model, data_dir=tree, split="testing", progress=False)
+    assert "evaluating" not in capsys.readouterr().err
+    assert np.array_equal(plain.confusion, report.confusion)  # the batch size changes nothing
+    root = tmp_path / "f"
+    (root / "tone").mkdir(parents=True)
+    for i in range(3):
+        sf.write(root / "tone" / f"{i}.wav", make_class_clip("tone", np.random.default_rng(i)), 16000)
+    assert main([str(synthetic_model), "--folder", str(root), "--out", str(tmp_path / "o")]) == 0
+    assert "evaluating: 100%" in capsys.readouterr().err
+    assert main([str(synthetic_model), "--folder", str(root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -254,6 +254,20 @@ def test_evaluate_refuses_a_model_without_unknown(tmp_path):
 # -- command line -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("labels", "missing", "what"),
+    [(("_silence_", "yes"), "_unknown_", "OOV rejection"), (("_unknown_", "yes"), "_silence_", "silence")],
+)
+def test_cli_model_without_a_filler_class_is_named_before_any_set_is_built(tmp_path, capsys, labels, missing, what):
+    model = SpeechRNN(ModelConfig(n_classes=2, hidden_size=4, num_layers=1))
+    path = save_checkpoint(tmp_path / "two-words.pt", model=model, feature_config=FeatureConfig(), labels=labels)
+    cache = tmp_path / "cache"
+    assert main([str(path), "--cache-dir", str(cache), "--per-word", "1", "--silence-count", "4", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: the model has no {missing} class, so {what} cannot be measured"
+    assert not cache.exists()  # said at once: no evaluation set was built
+
+
 @needs_espeak
 def test_cli_writes_a_json_report(tmp_path, rng, energy_model, capsys):
     root = _fake_data_root(tmp_path / "data", rng)

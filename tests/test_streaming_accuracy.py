@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from synthetic import make_class_clip_with_span, write_speech_commands_tree
 
+import speechrnn.streaming_accuracy as streaming_accuracy
 from speechrnn.decisions import Detection
 from speechrnn.streaming_accuracy import (
     build_stream,
@@ -139,7 +140,7 @@ def test_evaluate_on_synthetic_commands(synthetic_model: Path, synthetic_tree: P
     )
     assert score["latency_median_seconds"] is not None and -0.5 < score["latency_median_seconds"] < 0.8
     assert report["stream"]["duration_seconds"] == pytest.approx(90.0, abs=15)
-    assert wav.is_file()
+    assert wav.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["stream.wav"]
     json.dumps(report)
 
 
@@ -217,3 +218,115 @@ def test_miss_causes_tell_clip_noise_and_decision_losses_apart() -> None:
     assert lost["by_outcome"] == {"missed": {"clip": 1, "noise": 1, "decisions": 1}}
     with pytest.raises(ValueError, match="truth"):
         miss_causes(score, truth[:2], clips, audio, predict, sample_rate=16000)
+
+
+def test_cli_out_that_cannot_be_written_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def must_not_run(**kwargs: object) -> None:
+        raise AssertionError("evaluated although --out cannot be written")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", must_not_run)
+    taken = tmp_path / "taken.json"
+    taken.write_text("{}")
+    cases = ((taken / "r.json", f"cannot write there: {taken} is a file"), (tmp_path, "is a folder"))
+    for out, problem in cases:
+        assert main(["--data", str(tmp_path), "--out", str(out), "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --out {out}: ") and problem in err and "\n" not in err
+    assert taken.read_text() == "{}"
+    # a folder made for --out is removed again when the run fails
+    monkeypatch.undo()
+    out = tmp_path / "new" / "deeper" / "r.json"
+    assert main(["--data", str(tmp_path / "none"), "--out", str(out), "--quiet"]) == 1
+    assert "data folder not found" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("no-such-folder/stream.wav", "no-such-folder: folder not found"),
+        ("stream.mp4", "the name must end in .wav"),
+        ("stream", "the name must end in .wav"),
+        ("taken/stream.wav", "taken: is a file, not a folder"),
+        (".", "is a folder"),
+    ],
+)
+def test_cli_bad_save_wav_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, problem: str
+) -> None:
+    (tmp_path / "taken").write_text("x")
+    wav = tmp_path / name
+    # checked first: before the data folder (missing here), the model and the stream
+    assert main(["--data", str(tmp_path / "none"), "--save-wav", str(wav), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --save-wav {wav}: ") and problem in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--minutes", "0"], "--minutes must be a positive number"),
+        (["--minutes", "-1"], "--minutes must be a positive number"),
+        (["--minutes", "inf"], "--minutes must be a positive number"),
+        (["--minutes", "nan"], "--minutes must be a positive number"),
+        (["--noise-minutes", "-0.5"], "--noise-minutes must be a number of minutes >= 0"),
+        (["--noise-minutes", "inf"], "--noise-minutes must be a number of minutes >= 0"),
+        (["--oov-fraction", "1"], "--oov-fraction must be in [0, 1)"),
+        (["--oov-fraction", "-0.1"], "--oov-fraction must be in [0, 1)"),
+        (["--oov-fraction", "nan"], "--oov-fraction must be in [0, 1)"),
+        (["--noise-db", "-30", "-50"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+        (["--noise-db", "-10", "6"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+        (["--noise-db", "nan", "-30"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+    ],
+)
+def test_cli_bad_stream_options_are_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, options: list[str],
+    problem: str,
+) -> None:
+    def must_not_run(**kwargs: object) -> None:
+        raise AssertionError("evaluated with a bad option")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", must_not_run)
+    out = tmp_path / "r" / "report.json"
+    assert main(["--data", str(tmp_path), "--out", str(out), "--quiet", *options]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {problem}") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_edge_stream_options_are_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    def record(**kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", record)
+    options = ["--noise-minutes", "0", "--oov-fraction", "0", "--noise-db", "-20", "0", "--minutes", "0.01"]
+    assert main(["--data", str(tmp_path), "--quiet", *options]) == 1
+    assert capsys.readouterr().err.strip() == "error: stop here"
+    assert (seen["noise_minutes"], seen["oov_fraction"], seen["noise_db"], seen["minutes"]) == (0, 0, (-20, 0), 0.01)
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [(["--tune"], True), (["--tune", "--split", "testing"], True), (["--tune", "--split", "validation"], False),
+     ([], False)],
+)
+def test_cli_warns_when_tuning_on_the_test_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, options: list[str],
+    warned: bool,
+) -> None:
+    def stop(**kwargs: object) -> None:
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(streaming_accuracy, "evaluate", stop)
+    assert main(["--data", str(tmp_path), "--quiet", *options]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    warning = "warning: --tune on the testing split: settings chosen on it make its figures optimistic; " \
+        "tune on --split validation"
+    assert lines == ([warning] if warned else []) + ["error: stop here"]

@@ -164,6 +164,7 @@ def evaluate(
     png_name: str = "confusion.png",
     gain_db: float = 0.0,
     room: tuple[float, float] | None = None,
+    model_name: str | None = None,
 ) -> EvalReport:
     """Accuracy, per-class metrics and a confusion matrix of a model on labelled clips.
 
@@ -186,7 +187,7 @@ def evaluate(
     seed : int
         Seeds the fixed ``_unknown_`` and ``_silence_`` draws of a split (0, as in training).
     progress : bool
-        Show decoding progress on stderr.
+        Show progress on stderr: decoding the clips, then features and model batch by batch.
     json_name, png_name : str
         File names of the report and the plot inside ``out_dir``.
     gain_db : float
@@ -195,6 +196,8 @@ def evaluate(
         ``(rt60 seconds, direct-to-reverberant ratio dB)``: play every word clip through a
         synthetic room of that reverberation (:mod:`training.reverb`; each clip its own impulse
         response, seeded by ``seed``); ``_silence_`` examples are left dry.
+    model_name : str, optional
+        What the report calls the model (default: ``model_path``, or ``default``).
 
     Returns
     -------
@@ -208,6 +211,7 @@ def evaluate(
         Neither or both of ``data_dir`` and ``folder``.
     """
     import torch
+    from tqdm import tqdm
 
     from speechrnn.features import LogMel
     from speechrnn.inference import Classifier
@@ -219,6 +223,8 @@ def evaluate(
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
     if not math.isfinite(gain_db):
         raise ValueError(f"gain_db must be a finite number of decibels, not {gain_db}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if room is not None:
         room = (float(room[0]), float(room[1]))
         if not (math.isfinite(room[0]) and 0 < room[0] <= 10 and math.isfinite(room[1])):
@@ -232,8 +238,13 @@ def evaluate(
         data = SpeechCommandsData(config, features, seed=seed, progress=progress)
         dataset = data.split(split, training=False)
         items = dataset.items(0)
-        frames, truth_t = dataset.all_features(batch_size=batch_size, gain_db=gain_db, room=room)
-        truth = truth_t.numpy()
+        truth = np.asarray(items.label)
+        # as dataset.all_features computes them, one batch at a time (so progress can be shown)
+        split_rooms = np.random.default_rng([data.seed, 5]) if room is not None else None
+
+        def frames_of(start: int) -> torch.Tensor:
+            return dataset.features_for(items.take(slice(start, start + batch_size)), gain_db=gain_db, room=room,
+                                        rng=split_rooms)  # fmt: skip
         names = [
             data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
             for k, s in zip(items.kind, items.source, strict=True)
@@ -277,13 +288,10 @@ def evaluate(
                 clips[wet] = reverberate(clips[wet], responses)
             return log_mel(clips)
 
-        with torch.inference_mode():
-            frames = torch.cat(
-                [
-                    batch_frames(keep[s : s + batch_size], silence[s : s + batch_size])
-                    for s in range(0, len(keep), batch_size)
-                ]
-            )
+        def frames_of(start: int) -> torch.Tensor:
+            with torch.inference_mode():
+                return batch_frames(keep[start : start + batch_size], silence[start : start + batch_size])
+
         truth = np.asarray(truth_list)[keep]
         names = [str(paths[i]) for i in keep]
         source = str(root)
@@ -291,9 +299,12 @@ def evaluate(
         held_out = True  # a folder of the user's: nothing says it was trained on
     if len(truth) == 0:
         raise DataError(f"{source}: no examples to evaluate")
-    probs = np.concatenate(
-        [classifier.probabilities_from_frames(frames[s : s + batch_size]) for s in range(0, len(truth), batch_size)]
-    )
+    parts = []
+    with tqdm(total=len(truth), desc="evaluating", unit="clip", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(truth), batch_size):  # features, then the model, batch by batch
+            parts.append(classifier.probabilities_from_frames(frames_of(start)))
+            bar.update(parts[-1].shape[0])
+    probs = np.concatenate(parts)
     predicted = probs.argmax(axis=1)
     report = classification_report(truth, predicted, labels)
     wrong = np.flatnonzero(predicted != truth)
@@ -304,7 +315,7 @@ def evaluate(
         for i in wrong
     ]  # fmt: skip
     result = EvalReport(
-        model=str(model_path) if model_path is not None else "default",
+        model=model_name if model_name is not None else str(model_path) if model_path is not None else "default",
         source=source,
         split=split_name,
         accuracy=report["accuracy"],
@@ -349,38 +360,100 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (int8: int8 weights in ONNX Runtime, CPU only)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=_positive_int, default=256, help="clips per model call (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gain-db", type=float, default=0.0,
                         help="scale every clip by this many dB first (e.g. -30: a quiet talker)")  # fmt: skip
     parser.add_argument("--reverb", type=float, metavar="RT60",
-                        help="play every word clip through a synthetic room with this reverberation time in "
-                             "seconds (e.g. 0.6: an office; see training/reverb.py)")
-    parser.add_argument("--drr", type=float, default=0.0, metavar="DB",
-                        help="the room's direct-to-reverberant ratio for --reverb, dB (default 0; lower: farther "
-                             "from the microphone)")
+                        help="play every word clip through a synthetic room with this reverberation time, in "
+                             "(0, 10] seconds (e.g. 0.6: an office; see training/reverb.py); _silence_ examples "
+                             "stay dry")
+    parser.add_argument("--drr", type=float, metavar="DB",
+                        help="the room's direct-to-reverberant ratio, dB; only with --reverb (default 0; lower: "
+                             "farther from the microphone)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the gain and room options of the command line, or None."""
+    if not math.isfinite(args.gain_db):
+        return f"--gain-db must be a finite number of decibels, not {args.gain_db:g}"
+    if args.drr is not None and args.reverb is None:
+        return "--drr needs --reverb RT60 (it is the direct-to-reverberant ratio of that room)"
+    if args.reverb is not None and not (math.isfinite(args.reverb) and 0 < args.reverb <= 10):
+        return f"--reverb RT60 must be in (0, 10] seconds, not {args.reverb:g}"
+    if args.drr is not None and not math.isfinite(args.drr):
+        return f"--drr must be a finite number of decibels, not {args.drr:g}"
+    return None
+
+
+def _make_output_folder(folder: Path) -> list[Path]:
+    """Create the ``--out`` folder (and its parents) before any work; return those made, innermost first.
+
+    Raises
+    ------
+    speechrnn.errors.SpeechRNNError
+        ``folder`` is a file, lies under a file, or cannot be created or written.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise SpeechRNNError(f"{folder}: exists and is not a folder; choose another --out")
+    above = next((f for f in folder.parents if f.exists()), None)
+    if above is not None and not above.is_dir():
+        raise SpeechRNNError(f"{folder}: cannot create the output folder: {above} is a file (--out)")
+    made = [f for f in (folder, *folder.parents) if not f.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpeechRNNError(f"{folder}: cannot create the output folder ({exc.strerror or exc}; --out)") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpeechRNNError(f"{folder}: the output folder is not writable (--out)")
+    return made
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    problem = _option_problem(args)
+    if problem is not None:
+        print(f"evaluate: error: {problem}", file=sys.stderr)
+        return 1
+    out_dir = args.out or Path("eval")
+    made: list[Path] = []
     try:
+        made = _make_output_folder(out_dir)
         report = evaluate(
             args.model,
             data_dir=args.data,
             split=args.split,
             folder=args.folder,
-            out_dir=args.out or Path("eval"),
+            out_dir=out_dir,
             device=args.device,
             backend=args.backend,
             batch_size=args.batch_size,
             progress=not args.quiet,
             gain_db=args.gain_db,
-            room=None if args.reverb is None else (args.reverb, args.drr),
+            room=None if args.reverb is None else (args.reverb, 0.0 if args.drr is None else args.drr),
         )
-    except (SpeechRNNError, ValueError) as exc:
+    except (SpeechRNNError, ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # e.g. the report cannot be written
+            exc = f"{exc.filename}: {exc.strerror}"
         print(f"evaluate: error: {exc}", file=sys.stderr)
+        for folder in made:  # the folders made for --out, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         return 1
     print(report.table())
     print(f"report: {report.json_path}\nconfusion matrix: {report.png_path}")

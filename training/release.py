@@ -16,9 +16,10 @@ It measures, on data the run never trained on:
 - the CPU latency of features + model for one clip on one thread (median of many runs);
 
 The release file stores its weight matrices as float16 (``--weights float32`` keeps them full
-size); it is written first and everything above is measured on it, then it is rewritten with
-the figures added to the training summary, so the model file itself carries its recipe and its
-measured figures.
+size); it is written first to a temporary file beside ``--out`` and everything above is measured
+on it, then it is rewritten with the figures added to the training summary and only then moved
+onto ``--out``, so the model file itself carries its recipe and its measured figures, and a run
+that fails leaves ``--out`` as it was (absent, or the old file).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,22 +110,82 @@ def release(
     dict
         The summary written into the release file.
     """
+    from speechrnn.checkpoint import load_checkpoint
+
+    docs = Path(docs)
+    out = Path(out)
+    if out.is_dir():
+        raise SpeechRNNError(f"{out}: is a folder, not a model file to write")
+    if docs.exists() and not docs.is_dir():
+        raise SpeechRNNError(f"{docs}: is a file, not a folder for the evaluation outputs")
+    checkpoint = load_checkpoint(model_path)
+    # write the release weights to a temporary file beside out, measure exactly what ships, and
+    # move it onto out only when everything succeeded: a failed run never leaves a half-made
+    # file at out (nor replaces the model already there)
+    made = [folder for folder in out.parents if not folder.exists()]  # innermost first
+    above = next((folder for folder in out.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise SpeechRNNError(f"{out}: cannot write the release file there: {above} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, name_tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".release.tmp", dir=out.parent)
+    except OSError as exc:
+        raise SpeechRNNError(f"{out}: cannot write the release file there: {exc.strerror or exc}") from exc
+    os.close(fd)
+    staged = Path(name_tmp)
+    try:
+        summary = _measure_and_write(
+            staged, checkpoint, shown=out, data_dir=data_dir, docs=docs, name=name, weights_dtype=weights_dtype,
+            progress=progress, oov_per_word=oov_per_word, silence_count=silence_count,
+            robustness_cache=robustness_cache,
+        )  # fmt: skip
+        os.replace(staged, out)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        for folder in made:  # the folders made for out, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    summary["file_bytes"] = out.stat().st_size
+    return summary
+
+
+def _measure_and_write(
+    staged: Path,
+    checkpoint: Any,
+    *,
+    shown: Path,
+    data_dir: str | os.PathLike[str],
+    docs: Path,
+    name: str,
+    weights_dtype: str,
+    progress: bool,
+    oov_per_word: int | None,
+    silence_count: int,
+    robustness_cache: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """Write the release weights to ``staged``, measure that file, and rewrite it with the figures.
+
+    ``shown`` is the name the evaluation outputs give the model (the release file it becomes).
+    """
+    import dataclasses
+    import json
+
     import numpy as np
 
     from speechrnn.checkpoint import load_checkpoint, save_checkpoint
     from training.evaluate import evaluate
     from training.robustness import OOV_PER_WORD, run_robustness
 
-    docs = Path(docs)
-    checkpoint = load_checkpoint(model_path)
-    # write the release weights first, then measure exactly what ships
-    save_checkpoint(out, model=checkpoint.build_model(), feature_config=checkpoint.feature_config,
+    save_checkpoint(staged, model=checkpoint.build_model(), feature_config=checkpoint.feature_config,
                     labels=checkpoint.labels, summary=checkpoint.summary, weights_dtype=weights_dtype)  # fmt: skip
-    model_path = out
-    checkpoint = load_checkpoint(out)
+    model_path = staged
+    checkpoint = load_checkpoint(staged)
     test = evaluate(
         model_path, data_dir=data_dir, split="testing", out_dir=docs, progress=progress,
-        json_name=f"{name}_eval.json", png_name=f"{name}_confusion.png",
+        json_name=f"{name}_eval.json", png_name=f"{name}_confusion.png", model_name=str(shown),
     )  # fmt: skip
     validation = evaluate(model_path, data_dir=data_dir, split="validation", progress=progress)
     quiet = {
@@ -134,10 +196,15 @@ def release(
     matrix = test.confusion
     word_accuracy = float(np.trace(matrix[np.ix_(words, words)]) / max(matrix[words].sum(), 1))
     robust = run_robustness(
-        model_path, data_root=data_dir, out=docs / f"{name}_robustness.json", progress=progress,
+        model_path, data_root=data_dir, progress=progress,
         per_word=OOV_PER_WORD if oov_per_word is None else oov_per_word, silence_count=silence_count,
         cache_dir=robustness_cache,
     )  # fmt: skip
+    robust = dataclasses.replace(robust, model=str(shown))
+    robust_json = docs / f"{name}_robustness.json"
+    robust_tmp = robust_json.with_name(f".{robust_json.name}.tmp")
+    robust_tmp.write_text(json.dumps(robust.to_dict(), indent=2) + "\n")
+    os.replace(robust_tmp, robust_json)
     speed = latency_ms(model_path)
     speed_torch = latency_ms(model_path, backend="torch")
     summary = dict(checkpoint.summary)
@@ -182,9 +249,8 @@ def release(
     )
     summary["metrics"] = metrics
     model = checkpoint.build_model()
-    save_checkpoint(out, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
+    save_checkpoint(staged, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
                     summary=summary, weights_dtype=weights_dtype)  # fmt: skip
-    summary["file_bytes"] = Path(out).stat().st_size
     return summary
 
 
@@ -207,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           weights_dtype=args.weights, progress=not args.quiet)  # fmt: skip
     except (SpeechRNNError, ValueError) as exc:
         print(f"release: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. --out or --docs in a folder that cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"release: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     print(
         f"{args.out}: {summary['file_bytes'] / 1e6:.2f} MB, {summary['parameters']:,} parameters\n"

@@ -28,7 +28,6 @@ cached under ``~/.cache/speechrnn/robustness/seed-<seed>/`` (``$SPEECHRNN_CACHE`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -677,6 +676,7 @@ def evaluate_robustness(
     device: str = "cpu",
     batch_size: int = 256,
     progress: bool = False,
+    name: str | None = None,
 ) -> RobustnessReport:
     """Score a model on OOV words, silence, and (optionally) the synthetic-voice command control.
 
@@ -695,6 +695,9 @@ def evaluate_robustness(
     device : {"cpu", "cuda", "auto"}
     batch_size : int
     progress : bool
+    name : str, optional
+        What messages and the report call the model (default: the file path, or
+        ``<loaded model>`` for a classifier).
 
     Returns
     -------
@@ -710,9 +713,9 @@ def evaluate_robustness(
     from speechrnn.inference import SILENCE, UNKNOWN, Classifier
 
     if isinstance(model_path, Classifier):
-        classifier, name = model_path, "<loaded model>"
+        classifier, name = model_path, name or "<loaded model>"
     else:
-        classifier, name = Classifier.from_file(model_path, device=device), str(model_path)
+        classifier, name = Classifier.from_file(model_path, device=device), name or str(model_path)
     labels = tuple(classifier.labels)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -821,6 +824,12 @@ def run_robustness(
     from speechrnn.inference import SILENCE, UNKNOWN, Classifier
 
     classifier = Classifier(load_checkpoint(model), device=device, backend=backend)
+    # the silence set always has clips, the OOV set whenever words are rendered: say at once,
+    # naming the file, when the model cannot be scored on them (before any set is built)
+    if SILENCE not in classifier.labels:
+        raise ValueError(f"{model}: the model has no {SILENCE} class, so silence cannot be measured")
+    if UNKNOWN not in classifier.labels and per_word > 0:
+        raise ValueError(f"{model}: the model has no {UNKNOWN} class, so OOV rejection cannot be measured")
     base = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / f"seed-{seed}"
     oov = build_oov_set(base / "oov", data_root=data_root, seed=seed, progress=progress, per_word=per_word)
     silence = build_silence_set(base / "silence", data_root=data_root, seed=seed, count=silence_count)
@@ -836,8 +845,8 @@ def run_robustness(
         command_clips=commands,
         batch_size=batch_size,
         progress=progress,
+        name=str(model),
     )
-    report = dataclasses.replace(report, model=str(model))
     if out is not None:
         out = Path(out).expanduser()
         out.parent.mkdir(parents=True, exist_ok=True)
