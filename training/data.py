@@ -878,18 +878,37 @@ class ClipDataset:
         """
         key = (0, float(gain_db), room)
         if self.training or key not in self._cache:
-            items = self.items(0)
-            rooms = np.random.default_rng([self.data.seed, 5])
-            parts = [
-                self.features_for(items.take(slice(s, s + batch_size)), gain_db=gain_db, room=room,
-                                  rng=rooms if room is not None else None)
-                for s in range(0, len(items), batch_size)
-            ]  # fmt: skip
+            parts = list(self.feature_batches(batch_size=batch_size, gain_db=gain_db, room=room))
             frames = torch.cat(parts) if parts else torch.empty(0, self.features.n_frames, self.features.n_mels)
             if self.training:
-                return frames, torch.from_numpy(items.label)
+                return frames, torch.from_numpy(self.items(0).label)
             self._cache[key] = frames
         return self._cache[key], torch.from_numpy(self.items(0).label)
+
+    def feature_batches(
+        self, *, batch_size: int = 512, gain_db: float = 0.0, room: tuple[float, float] | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Every example's frames, in order, one batch at a time (what :meth:`all_features` joins).
+
+        Parameters
+        ----------
+        batch_size : int
+        gain_db : float
+            Scale every clip by this many decibels first.
+        room : tuple of (float, float), optional
+            ``(rt60 seconds, direct-to-reverberant ratio dB)`` (see :meth:`features_for`); the
+            impulse responses are drawn from one generator seeded by the data's seed, so the
+            same split, room and batch size give the same frames every time.
+
+        Yields
+        ------
+        torch.Tensor, shape (batch, n_frames, n_mels)
+        """
+        items = self.items(0)
+        rooms = np.random.default_rng([self.data.seed, 5]) if room is not None else None
+        for start in range(0, len(items), batch_size):
+            chunk = items.take(slice(start, start + batch_size))
+            yield self.features_for(chunk, gain_db=gain_db, room=room, rng=rooms)
 
     def describe(self) -> dict[str, object]:
         """A JSON-compatible description: counts per label and sources."""

@@ -239,12 +239,8 @@ def evaluate(
         dataset = data.split(split, training=False)
         items = dataset.items(0)
         truth = np.asarray(items.label)
-        # as dataset.all_features computes them, one batch at a time (so progress can be shown)
-        split_rooms = np.random.default_rng([data.seed, 5]) if room is not None else None
-
-        def frames_of(start: int) -> torch.Tensor:
-            return dataset.features_for(items.take(slice(start, start + batch_size)), gain_db=gain_db, room=room,
-                                        rng=split_rooms)  # fmt: skip
+        # one batch at a time, so that progress can be shown
+        frame_batches = dataset.feature_batches(batch_size=batch_size, gain_db=gain_db, room=room)
         names = [
             data.clips[s].path if k == 0 and s < len(data.clips) else ("silence crop" if k == 1 else "made")
             for k, s in zip(items.kind, items.source, strict=True)
@@ -286,11 +282,13 @@ def evaluate(
                 responses = impulse_responses(np.full(wet.size, room[0]), np.full(wet.size, room[1]),
                                               sample_rate=features.sample_rate, rng=rooms)  # fmt: skip
                 clips[wet] = reverberate(clips[wet], responses)
-            return log_mel(clips)
-
-        def frames_of(start: int) -> torch.Tensor:
             with torch.inference_mode():
-                return batch_frames(keep[start : start + batch_size], silence[start : start + batch_size])
+                return log_mel(clips)
+
+        frame_batches = (
+            batch_frames(keep[start : start + batch_size], silence[start : start + batch_size])
+            for start in range(0, len(keep), batch_size)
+        )
 
         truth = np.asarray(truth_list)[keep]
         names = [str(paths[i]) for i in keep]
@@ -301,8 +299,8 @@ def evaluate(
         raise DataError(f"{source}: no examples to evaluate")
     parts = []
     with tqdm(total=len(truth), desc="evaluating", unit="clip", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, len(truth), batch_size):  # features, then the model, batch by batch
-            parts.append(classifier.probabilities_from_frames(frames_of(start)))
+        for frames in frame_batches:  # features, then the model, batch by batch
+            parts.append(classifier.probabilities_from_frames(frames))
             bar.update(parts[-1].shape[0])
     probs = np.concatenate(parts)
     predicted = probs.argmax(axis=1)
