@@ -1516,34 +1516,6 @@ class MainWindow(QMainWindow):
             self.files_summary.setText("")
             self._files_progress_idle()
 
-    def export_results_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the file results as CSV, exactly as ``speechrnn classify --format csv`` writes them.
-
-        Parameters
-        ----------
-        path : path-like
-
-        Returns
-        -------
-        Path
-            The file written.
-        """
-        return self.export_results(path, fmt="csv")
-
-    def export_results_json(self, path: str | os.PathLike[str]) -> Path:
-        """Write the file results as a JSON array, exactly as ``speechrnn classify --format json`` writes them.
-
-        Parameters
-        ----------
-        path : path-like
-
-        Returns
-        -------
-        Path
-            The file written.
-        """
-        return self.export_results(path, fmt="json")
-
     def export_results(self, path: str | os.PathLike[str], *, fmt: str | None = None) -> Path:
         """Write the file results (in the order classified) in the command line's CSV or JSON format.
 

@@ -263,7 +263,7 @@ def test_dropping_a_folder_classifies_it_with_errors_shown(qtbot, settings, synt
     assert table.item(rows["a_rise.wav"], 3).text().startswith("top: rise")
     # the corrupt file was counted as classified ("4 files classified, 1 with errors")
     assert window.files_summary.text() == "3 files classified, 1 could not be read"
-    out = window.export_results_csv(tmp_path / "results.csv")
+    out = window.export_results(tmp_path / "results.csv")
     exported = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
     assert exported["a_rise.wav"]["label"] == "rise"
     assert exported["c_broken.wav"]["error"]
@@ -295,7 +295,7 @@ def test_exported_results_are_the_command_lines_csv_and_json(qtbot, settings, sy
     assert tuple(rows[0]) == CSV_COLUMNS
     long = next(row for row in rows if row[0].endswith("d_long.flac"))
     assert long[CSV_COLUMNS.index("n_detections")] == "2"
-    assert window.export_results_json(tmp_path / "named.txt").read_text() == (tmp_path / "app.json").read_text()
+    assert window.export_results(tmp_path / "named.txt", fmt="json").read_text() == (tmp_path / "app.json").read_text()
 
 
 def test_files_progress_is_empty_until_a_run_and_after_clear(qtbot, settings, synthetic_model, tmp_path,
