@@ -61,3 +61,13 @@ def test_module_tables_are_read_only() -> None:
         with pytest.raises((TypeError, AttributeError)):
             table.pop(key)  # type: ignore[attr-defined]
     assert "classify" in COMMANDS and GOALS["matched_percent_min"] == 90.0 and _EXTENSION_FORMATS[".ndjson"] == "jsonl"
+
+
+def test_training_tables_are_read_only() -> None:
+    from training.config import _SECTIONS, TASK_FILLERS, TASK_WORDS
+    from training.robustness import TARGETS
+
+    for table, key in ((TASK_WORDS, "mini"), (TASK_FILLERS, "mini"), (_SECTIONS, "model"), (TARGETS, "silence_share")):
+        with pytest.raises(TypeError):
+            table[key] = table[key]  # type: ignore[index]
+    assert TASK_WORDS["mini"][:2] == ("yes", "no") and TARGETS["oov_unknown_share"] == 0.90

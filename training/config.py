@@ -25,6 +25,7 @@ import math
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ else:  # pragma: no cover - Python 3.10
 TASKS: tuple[str, ...] = ("v2-35", "v2-12", "mini", "custom")
 
 #: The words of each built-in task (``custom`` takes ``DataConfig.words``).
-TASK_WORDS: dict[str, tuple[str, ...]] = {
+TASK_WORDS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     "v2-35": (
         "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
         "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
@@ -48,10 +49,12 @@ TASK_WORDS: dict[str, tuple[str, ...]] = {
     ),
     "v2-12": ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"),
     "mini": ("yes", "no", "up", "down", "left", "right", "go", "stop"),
-}  # fmt: skip
+})  # fmt: skip
 
 #: Whether a task adds ``_silence_`` and ``_unknown_`` classes.
-TASK_FILLERS: dict[str, bool] = {"v2-35": False, "v2-12": True, "mini": True, "custom": True}
+TASK_FILLERS: Mapping[str, bool] = types.MappingProxyType(
+    {"v2-35": False, "v2-12": True, "mini": True, "custom": True}
+)
 
 
 @dataclass(frozen=True)
@@ -395,13 +398,13 @@ class TrainConfig:
         return _build(cls, data, "")
 
 
-_SECTIONS: dict[str, type] = {
+_SECTIONS: Mapping[str, type] = types.MappingProxyType({
     "data": DataConfig,
     "augment": AugmentConfig,
     "optim": OptimConfig,
     "model": ModelConfig,
     "features": FeatureConfig,
-}
+})
 
 
 def _plain(value: Any) -> Any:

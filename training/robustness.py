@@ -32,6 +32,7 @@ import json
 import math
 import os
 import sys
+import types
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -98,7 +99,7 @@ _PEAK_LIMIT = 0.999
 _LSB = 1.0 / 32768.0
 _BUCKET_EDGES_DB = (-90, -80, -70, -60, -50, -40, -30, -20, -10)
 #: Targets the default model is held to.
-TARGETS = {"oov_unknown_share": 0.90, "silence_share": 0.97}
+TARGETS: Mapping[str, float] = types.MappingProxyType({"oov_unknown_share": 0.90, "silence_share": 0.97})
 
 
 def default_cache_dir() -> Path:
