@@ -360,7 +360,7 @@ class DecisionDisplay(QWidget):
             colour.setAlphaF(0.25 + 0.75 * alpha)
             text = display_label(self._label).upper()
             main = QRectF(rect.left(), rect.top(), rect.width(), rect.height() * 0.72)
-            font = _fitted_font(self.font(), text, main.width() - 16, int(rect.height() * 0.5), bold=True)
+            font, text = fit_text(self.font(), text, main.width() - 16, int(rect.height() * 0.5), bold=True)
             painter.setFont(font)
             painter.setPen(colour)
             painter.drawText(main, Qt.AlignmentFlag.AlignCenter, text)
@@ -374,23 +374,37 @@ class DecisionDisplay(QWidget):
             painter.drawText(sub, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
                              f"confidence {self._score * 100:.0f}%")
         else:
-            font = _fitted_font(self.font(), self._idle_text, rect.width() - 16, int(rect.height() * 0.24))
+            font, idle = fit_text(self.font(), self._idle_text, rect.width() - 16, int(rect.height() * 0.24))
             painter.setFont(font)
             painter.setPen(QColor(TEXT_DIM))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self._idle_text)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, idle)
         painter.end()
 
 
-def _fitted_font(base: QFont, text: str, width: float, pixel_size: int, *, bold: bool = False) -> QFont:
-    """``base`` at ``pixel_size`` px (at least 12), shrunk until ``text`` fits in ``width`` px."""
+def fit_text(base: QFont, text: str, width: float, pixel_size: int, *, bold: bool = False) -> tuple[QFont, str]:
+    """``base`` at ``pixel_size`` px, shrunk until ``text`` fits in ``width`` px, and the text to draw.
+
+    The font is never smaller than 12 px; text still too wide at that size (a very long class
+    name) is shortened in the middle with an ellipsis instead of being clipped at both ends.
+
+    Returns
+    -------
+    font : QFont
+    text : str
+        ``text`` itself, or its middle-elided form.
+    """
     font = QFont(base)
     font.setBold(bold)
     size = max(12, pixel_size)
     font.setPixelSize(size)
-    advance = QFontMetrics(font).horizontalAdvance(text)
+    metrics = QFontMetrics(font)
+    advance = metrics.horizontalAdvance(text)
     if advance > width > 0:
         font.setPixelSize(max(12, int(size * width / advance)))
-    return font
+        metrics = QFontMetrics(font)
+        if metrics.horizontalAdvance(text) > width:
+            text = metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, int(width))
+    return font, text
 
 
 class Banner(QFrame):

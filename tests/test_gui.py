@@ -700,6 +700,22 @@ def test_live_view_repaints_only_what_changed(qtbot) -> None:
     assert updates == ["bars", "meter", "display", "display"]
 
 
+def test_a_long_detected_word_is_shortened_to_fit_not_clipped(qtbot) -> None:
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from gui.widgets import fit_text
+
+    base = QFont()
+    font, text = fit_text(base, "LEFT", 300, 80, bold=True)
+    assert text == "LEFT" and font.pixelSize() == 80  # room enough: as asked
+    font, text = fit_text(base, "LEFT", 40, 80, bold=True)
+    assert text == "LEFT" and 12 <= font.pixelSize() < 80  # shrunk to fit
+    long = "VISUAL_EXTRAORDINARILY_LONG_LABEL_OF_A_CUSTOM_MODEL"
+    font, text = fit_text(base, long, 200, 80, bold=True)
+    assert font.pixelSize() == 12 and QFontMetrics(font).horizontalAdvance(text) <= 200
+    assert text != long and text.startswith("VIS") and text.endswith("DEL")  # both ends kept, middle elided
+
+
 def test_probability_bars_fit_their_rows_and_say_how_many_are_left_out(qtbot) -> None:
     """A 35-class model: 12 rows with no word of the other 23; a small panel overlapped its rows; a long
     label pushed the bars off the panel."""
