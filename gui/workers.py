@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 if TYPE_CHECKING:
     from speechrnn.classify import FileRecord
@@ -413,7 +413,9 @@ class WorkerThread(QObject):
         self.thread.setObjectName(type(worker).__name__)
         worker.moveToThread(self.thread)
         self.thread.started.connect(worker.run)
-        worker.finished.connect(self.thread.quit)
+        # direct: the worker's thread ends its own event loop when the work is done, so join() from
+        # the GUI thread returns then (a queued quit would wait for the blocked GUI thread's event loop)
+        worker.finished.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
         self.thread.finished.connect(self._on_thread_finished)
 
     def start(self) -> None:

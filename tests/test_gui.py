@@ -700,6 +700,22 @@ def test_live_view_repaints_only_what_changed(qtbot) -> None:
     assert updates == ["bars", "meter", "display", "display"]
 
 
+def test_joining_a_worker_thread_returns_when_its_work_is_done(qtbot) -> None:
+    """The GUI thread waits for a device listing before the Teach a word dialog opens its input: the join
+    ran its whole timeout, the GUI frozen, because the thread's quit was queued to the blocked GUI thread."""
+    from gui.workers import TaskWorker, WorkerThread
+
+    worker = TaskWorker(lambda context: time.sleep(0.2) or 1, name="listing")
+    results: list[object] = []
+    worker.succeeded.connect(results.append)
+    runner = WorkerThread(worker)
+    runner.start()
+    start = time.monotonic()
+    assert runner.join(timeout_ms=3000) is True  # without processing any GUI events meanwhile
+    assert time.monotonic() - start < 2.0 and not runner.is_running()
+    qtbot.waitUntil(lambda: results == [1], timeout=2000)  # the result still reaches the GUI thread
+
+
 def test_a_long_detected_word_is_shortened_to_fit_not_clipped(qtbot) -> None:
     from PySide6.QtGui import QFont, QFontMetrics
 
