@@ -8,7 +8,6 @@ on the GUI thread paints it.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from collections import deque
@@ -1519,9 +1518,7 @@ class MainWindow(QMainWindow):
     def export_results(self, path: str | os.PathLike[str], *, fmt: str | None = None) -> Path:
         """Write the file results (in the order classified) in the command line's CSV or JSON format.
 
-        The CSV has the columns :data:`speechrnn.classify.CSV_COLUMNS` with the cells of
-        :func:`speechrnn.classify.csv_row`; the JSON is an array of the records' documented schema
-        (:meth:`speechrnn.classify.FileRecord.as_dict`), laid out as ``--format json`` does.
+        Written by :func:`speechrnn.classify.write_records`, as ``speechrnn classify --format csv|json``.
 
         Parameters
         ----------
@@ -1541,22 +1538,14 @@ class MainWindow(QMainWindow):
         OSError
             The file cannot be written.
         """
-        from speechrnn.classify import CSV_COLUMNS, csv_row
+        from speechrnn.classify import write_records
 
         path = Path(path)
         fmt = fmt or ("json" if path.suffix.lower() == ".json" else "csv")
         if fmt not in ("csv", "json"):
             raise ValueError(f"unknown export format {fmt!r}: use csv or json")
         with path.open("w", newline="", encoding="utf-8") as handle:
-            if fmt == "csv":
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(CSV_COLUMNS)
-                writer.writerows(csv_row(record) for record in self._results)
-            else:
-                handle.write("[")
-                for i, record in enumerate(self._results):
-                    handle.write(("\n" if i == 0 else ",\n") + json.dumps(record.as_dict(), ensure_ascii=False))
-                handle.write("\n]\n" if self._results else "]\n")
+            write_records(handle, self._results, fmt)  # the command line's own writer
         return path
 
     @Slot()

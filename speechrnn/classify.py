@@ -116,6 +116,7 @@ __all__ = [
     "run_from_args",
     "scan_audio",
     "shard_files",
+    "write_records",
 ]
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "jsonl")
@@ -887,6 +888,33 @@ def csv_row(record: FileRecord) -> list[str]:
         "" if record.duration is None else f"{record.duration:.3f}",
         record.error or "",
     ]
+
+
+def write_records(stream: TextIO, records: Iterable[FileRecord], fmt: str) -> int:
+    """Write ``records`` to ``stream`` exactly as ``speechrnn classify --format fmt`` prints them.
+
+    Parameters
+    ----------
+    stream : text stream
+        Open for writing (a file opened with ``newline=""`` for CSV).
+    records : iterable of FileRecord
+    fmt : {"table", "csv", "json", "jsonl"}
+
+    Returns
+    -------
+    int
+        How many records were written.
+
+    Raises
+    ------
+    UsageError
+        An unknown ``fmt``.
+    """
+    writer = _Writer(stream, fmt)
+    for record in records:
+        writer.write(record)
+    writer.close()
+    return writer.count
 
 
 class _Writer:
