@@ -902,13 +902,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_blocked(self) -> str:
         """Why the input devices cannot be re-scanned now ('' when they can): an input is open."""
-        if self._listen is not None:
-            return "stop listening first"
-        if self._record_job is not None:
-            return "a recording has the input open; wait for it to be saved"
-        if self._teach_uses_microphone:
-            return "the Teach a word dialog is recording"
-        return ""
+        return "stop listening first" if self._listen is not None else self._input_holder()
 
     def _listing_done(self) -> None:
         self._listing, self._listing_reinitialises = None, False
@@ -1834,15 +1828,19 @@ class MainWindow(QMainWindow):
         self.refresh_button.setToolTip(f"Refresh the list of input devices — not now: {refresh_blocked}"
                                        if refresh_blocked else "Refresh the list of input devices")
 
-    def _input_taken(self) -> str:
-        """Why the input cannot be opened now ('' when it can): who else has it open, or a refresh."""
+    def _input_holder(self) -> str:
+        """Who else has the input open, besides listening ('' when nobody)."""
         if self._record_job is not None:
             return "a recording has the input open; wait for it to be saved"
         if self._teach_uses_microphone:
             return "the Teach a word dialog is recording"
-        if self._listing is not None and self._listing_reinitialises:
-            return "the input devices are being refreshed"
         return ""
+
+    def _input_taken(self) -> str:
+        """Why the input cannot be opened now ('' when it can): who else has it open, or a refresh."""
+        if self._listing is not None and self._listing_reinitialises:
+            return self._input_holder() or "the input devices are being refreshed"
+        return self._input_holder()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -912,30 +912,15 @@ def _prepare_output_file(path: Path, option: str) -> list[Path]:
     import os
 
     from speechrnn.errors import SpeechRNNError
+    from speechrnn.outputs import make_folders, remove_empty
 
     if path.is_dir():
         raise SpeechRNNError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'report.json'}")
-    above = next((folder for folder in path.parents if folder.exists()), None)
-    if above is not None and not above.is_dir():
-        raise SpeechRNNError(f"{option} {path}: cannot write there: {above} is a file, not a folder")
-    made = [folder for folder in path.parents if not folder.exists()]  # innermost first
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SpeechRNNError(f"{option} {path}: cannot create its folder ({exc.strerror or exc})") from None
-    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        _remove_empty(made)
+    made = make_folders(path.parent, name=f"{option} {path}", doing="cannot write there")
+    if path.exists() and not os.access(path, os.W_OK):
+        remove_empty(made)
         raise SpeechRNNError(f"{option} {path}: not writable")
     return made
-
-
-def _remove_empty(folders: Sequence[Path]) -> None:
-    """Remove folders this run made (innermost first) while they are empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            break
 
 
 def _option_problem(args: argparse.Namespace) -> str | None:
@@ -1001,6 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from speechrnn.decisions import DecisionConfig
     from speechrnn.errors import SpeechRNNError
+    from speechrnn.outputs import remove_empty
 
     overrides = {
         k: v
@@ -1037,7 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (SpeechRNNError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        _remove_empty(made)
+        remove_empty(made)
         return 1
     print(format_report(report))
     if out is not None:

@@ -404,19 +404,11 @@ def _make_output_folder(folder: Path) -> list[Path]:
     speechrnn.errors.SpeechRNNError
         ``folder`` is a file, lies under a file, or cannot be created or written.
     """
+    from speechrnn.outputs import make_folders
+
     if folder.exists() and not folder.is_dir():
         raise SpeechRNNError(f"{folder}: exists and is not a folder; choose another --out")
-    above = next((f for f in folder.parents if f.exists()), None)
-    if above is not None and not above.is_dir():
-        raise SpeechRNNError(f"{folder}: cannot create the output folder: {above} is a file (--out)")
-    made = [f for f in (folder, *folder.parents) if not f.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SpeechRNNError(f"{folder}: cannot create the output folder ({exc.strerror or exc}; --out)") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SpeechRNNError(f"{folder}: the output folder is not writable (--out)")
-    return made
+    return make_folders(folder, name=str(folder), doing="cannot create the output folder (--out)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -426,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"evaluate: error: {problem}", file=sys.stderr)
         return 1
+    from speechrnn.outputs import remove_empty
+
     out_dir = args.out or Path("eval")
     made: list[Path] = []
     try:
@@ -447,11 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # e.g. the report cannot be written
             exc = f"{exc.filename}: {exc.strerror}"
         print(f"evaluate: error: {exc}", file=sys.stderr)
-        for folder in made:  # the folders made for --out, if still empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_empty(made)  # the folders made for --out, if still empty
         return 1
     print(report.table())
     print(f"report: {report.json_path}\nconfusion matrix: {report.png_path}")

@@ -111,6 +111,7 @@ def release(
         The summary written into the release file.
     """
     from speechrnn.checkpoint import load_checkpoint
+    from speechrnn.outputs import make_folders, remove_empty
 
     docs = Path(docs)
     out = Path(out)
@@ -122,14 +123,11 @@ def release(
     # write the release weights to a temporary file beside out, measure exactly what ships, and
     # move it onto out only when everything succeeded: a failed run never leaves a half-made
     # file at out (nor replaces the model already there)
-    made = [folder for folder in out.parents if not folder.exists()]  # innermost first
-    above = next((folder for folder in out.parents if folder.exists()), None)
-    if above is not None and not above.is_dir():
-        raise SpeechRNNError(f"{out}: cannot write the release file there: {above} is a file, not a folder")
+    made = make_folders(out.parent, name=str(out), doing="cannot write the release file there")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         fd, name_tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".release.tmp", dir=out.parent)
     except OSError as exc:
+        remove_empty(made)
         raise SpeechRNNError(f"{out}: cannot write the release file there: {exc.strerror or exc}") from exc
     os.close(fd)
     staged = Path(name_tmp)
@@ -142,11 +140,7 @@ def release(
         os.replace(staged, out)
     except BaseException:
         staged.unlink(missing_ok=True)
-        for folder in made:  # the folders made for out, if still empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_empty(made)  # the folders made for out, if still empty
         raise
     summary["file_bytes"] = out.stat().st_size
     return summary
