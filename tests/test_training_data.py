@@ -420,6 +420,8 @@ def test_shipped_configs_by_name_from_any_folder(tmp_path: Path, monkeypatch: py
     assert load_config("mini.toml").seed == 7
     with pytest.raises(ValueError, match=r"nosuch\.toml: config file not found"):
         load_config("nosuch.toml")
+    with pytest.raises(ValueError, match="config file not found"):  # a mistyped path of the user's: not ours
+        load_config("my-configs/mini.toml")
 
 
 @pytest.mark.parametrize(

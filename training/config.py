@@ -518,10 +518,14 @@ def shipped_config(name: str) -> Path | None:
     Parameters
     ----------
     name : str
-        ``"default"``, ``"mini"``, ``"v2-12"``, ... (a trailing ``.toml`` and leading folders are
-        ignored, so ``training/configs/mini.toml`` names the shipped ``mini`` too).
+        ``"default"``, ``"mini"``, ``"v2-12"``, ... (with or without ``.toml``), or its path in the
+        source tree, ``training/configs/mini.toml``; a path into any other folder names no shipped
+        config (a mistyped path of the user's must not silently read ours).
     """
-    stem = Path(name).name.removesuffix(".toml")
+    given = Path(name)
+    if given.parent.parts not in ((), ("training", "configs")):
+        return None
+    stem = given.name.removesuffix(".toml")
     path = Path(__file__).resolve().parent / "configs" / f"{stem}.toml"
     return path if stem and path.is_file() else None
 
