@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from speechrnn.errors import AudioError, SpeechRNNError
 from speechrnn.features import FeatureConfig, LogMel
 from training.config import AugmentConfig, DataConfig
-from training.reverb import impulse_responses, reverberate
+from training.reverb import play_in_rooms
 
 SPLITS: tuple[str, ...] = ("training", "validation", "testing")
 BACKGROUND_DIR = "_background_noise_"
@@ -722,12 +722,9 @@ class ClipDataset:
         if aug.reverb_prob > 0:  # no draws when off: recipes without reverberation stay as they were
             wet = np.flatnonzero(words & (rng.random(batch) < aug.reverb_prob))
             if wet.size:
-                responses = impulse_responses(
-                    rng.uniform(aug.reverb_rt60[0], aug.reverb_rt60[1], wet.size),
-                    rng.uniform(aug.reverb_drr_db[0], aug.reverb_drr_db[1], wet.size),
-                    sample_rate=sr, rng=rng,
-                )
-                audio[wet] = reverberate(audio[wet], responses)
+                rt60 = rng.uniform(aug.reverb_rt60[0], aug.reverb_rt60[1], wet.size)
+                drr_db = rng.uniform(aug.reverb_drr_db[0], aug.reverb_drr_db[1], wet.size)
+                play_in_rooms(audio, wet, rt60, drr_db, sample_rate=sr, rng=rng)
         mix = np.flatnonzero(words & (rng.random(batch) < aug.noise_prob))
         if mix.size and self.noise:
             noise = self._noise_crops(mix.size, rng)
@@ -799,12 +796,7 @@ class ClipDataset:
                 audio = audio * 10.0 ** (gain_db / 20.0)
             if room is not None:
                 words = np.flatnonzero(items.kind != KIND_SILENCE)
-                if words.size:
-                    responses = impulse_responses(
-                        np.full(words.size, room[0]), np.full(words.size, room[1]),
-                        sample_rate=self.features.sample_rate, rng=rng,
-                    )
-                    audio[words] = reverberate(audio[words], responses)
+                play_in_rooms(audio, words, room[0], room[1], sample_rate=self.features.sample_rate, rng=rng)
             audio = self.augment_waveforms(audio, items, rng)
             frames = self.log_mel(audio)
             return self.spec_augment(frames, rng)

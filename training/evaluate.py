@@ -217,7 +217,7 @@ def evaluate(
     from speechrnn.inference import Classifier
     from training.data import DataError, SpeechCommandsData, decode_clips, find_audio_files
     from training.metrics import classification_report, plot_confusion
-    from training.reverb import impulse_responses, reverberate
+    from training.reverb import play_in_rooms
 
     if (data_dir is None) == (folder is None):
         raise ValueError("give exactly one of data_dir (a Speech Commands tree) or folder (<label>/ clips)")
@@ -277,11 +277,9 @@ def evaluate(
 
         def batch_frames(rows: np.ndarray, dry: np.ndarray) -> torch.Tensor:
             clips = torch.from_numpy(audio[rows].astype(np.float32) / divisor)
-            wet = np.flatnonzero(~dry)
-            if room is not None and wet.size:
-                responses = impulse_responses(np.full(wet.size, room[0]), np.full(wet.size, room[1]),
-                                              sample_rate=features.sample_rate, rng=rooms)  # fmt: skip
-                clips[wet] = reverberate(clips[wet], responses)
+            if room is not None:
+                play_in_rooms(clips, np.flatnonzero(~dry), room[0], room[1], sample_rate=features.sample_rate,
+                              rng=rooms)  # fmt: skip
             with torch.inference_mode():
                 return log_mel(clips)
 

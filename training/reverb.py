@@ -59,6 +59,36 @@ def impulse_responses(
     return torch.from_numpy(tail.astype(np.float32))
 
 
+def play_in_rooms(
+    audio: torch.Tensor,
+    rows: np.ndarray,
+    rt60: float | np.ndarray,
+    drr_db: float | np.ndarray,
+    *,
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> None:
+    """Reverberate ``audio[rows]`` in place, each row through its own random room response.
+
+    Parameters
+    ----------
+    audio : torch.Tensor, shape (n, samples)
+    rows : np.ndarray of int
+        Which clips (none: nothing happens, nothing is drawn).
+    rt60, drr_db : float or np.ndarray, shape (len(rows),)
+        The rooms (one value for all rows, or one per row), as in :func:`impulse_responses`.
+    sample_rate : int
+    rng : np.random.Generator
+    """
+    if rows.size == 0:
+        return
+    shape = (rows.size,)
+    responses = impulse_responses(np.broadcast_to(np.asarray(rt60, dtype=np.float64), shape),
+                                  np.broadcast_to(np.asarray(drr_db, dtype=np.float64), shape),
+                                  sample_rate=sample_rate, rng=rng)  # fmt: skip
+    audio[rows] = reverberate(audio[rows], responses)
+
+
 def reverberate(audio: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
     """Convolve each clip with its impulse response, keeping the clip's length and loudness.
 
