@@ -22,9 +22,13 @@ Every file :mod:`speechrnn.audio` reads (any sample rate, any channel count) is 
 Files are processed in chunks (``--batch-size`` files): the clips of a chunk are decoded and go
 through the batched :class:`~speechrnn.features.LogMel` and the model together. Chunks run in
 parallel in worker processes (``--workers``, one per CPU core by default) forked from the main
-process once it has loaded the model, each on one torch thread (``--threads``); the main process
+process once it has loaded the model, each on one thread (``--threads``); the main process
 writes their records in order. Small jobs (up to 64 files) and GPU runs stay in one process,
 which hands out each record as soon as its file is done.
+
+The model is loaded with :func:`speechrnn.onnx_classifier.load_classifier`: on the CPU, once a
+model file's checked ONNX export is cached (by the first run with it), classification needs
+neither PyTorch nor its 3 s import: numpy features and ONNX Runtime do the work.
 
 Output schema
 -------------
@@ -101,6 +105,10 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
 
     from speechrnn.inference import Classifier
+    from speechrnn.onnx_classifier import OnnxClassifier
+
+    #: What classifies: PyTorch (and its ONNX backends), or the torch-free ONNX classifier.
+    AnyClassifier = Classifier | OnnxClassifier
 
 __all__ = [
     "FORMATS",
@@ -127,8 +135,6 @@ _UNKNOWN = "_unknown_"
 _EXTENSION_FORMATS = MappingProxyType(
     {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table"}
 )
-# Clips per LogMel call on the CPU: larger batches fall out of the cache.
-_CPU_FEATURE_BATCH = 32
 _BLOCK_SECONDS = 10.0
 #: Default longest recording taken as one word (its loudest clip-length window), seconds.
 CLIP_MAX_SECONDS = 2.0
@@ -437,15 +443,13 @@ class _ChunkOptions:
 # each worker (inherited through fork, or pickled for spawn); never used in the main process. It is
 # a plain, writable dict on purpose (unlike the read-only tables above): a pool's initializer can
 # only hand its worker the classifier through module state, and each process has its own copy.
-_WORKER_STATE: dict[str, Classifier] = {}
+_WORKER_STATE: dict[str, AnyClassifier] = {}
 
 
-def _worker_init(classifier: Classifier, threads: int) -> None:
-    """Set up a worker process: its classifier and torch threads; Ctrl-C is left to the main process."""
+def _worker_init(classifier: AnyClassifier, threads: int) -> None:
+    """Set up a worker process: its classifier and compute threads; Ctrl-C is left to the main process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(threads)  # 1 by default: the workers are the parallelism
+    classifier.use_threads(threads)  # 1 by default: the workers are the parallelism
     _WORKER_STATE["classifier"] = classifier
 
 
@@ -471,19 +475,9 @@ def _stop_pool(executor: Executor, *, now: bool) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _clip_probabilities(classifier: Classifier, clips: np.ndarray) -> np.ndarray:
-    """Class probabilities for clips of exactly the clip length, shape ``(n, n_classes)``.
-
-    Features are computed in cache-sized groups on the CPU, then the model runs on the batch.
-    """
-    import torch
-
-    with torch.inference_mode():
-        audio = torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32)).to(classifier.device)
-        step = audio.shape[0] if audio.device.type != "cpu" else _CPU_FEATURE_BATCH
-        parts = [classifier.log_mel(audio[i : i + step]) for i in range(0, audio.shape[0], step)]
-        frames = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return classifier.probabilities_from_frames(frames)
+def _clip_probabilities(classifier: AnyClassifier, clips: np.ndarray) -> np.ndarray:
+    """Class probabilities for clips of exactly the clip length, shape ``(n, n_classes)``."""
+    return classifier.probabilities(clips)
 
 
 def _top_k(probabilities: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[tuple[str, float], ...]:
@@ -492,7 +486,7 @@ def _top_k(probabilities: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[
 
 
 def scan_audio(
-    classifier: Classifier,
+    classifier: AnyClassifier,
     blocks: Iterable[np.ndarray],
     *,
     hop_seconds: float = 0.1,
@@ -512,7 +506,7 @@ def scan_audio(
 
     Parameters
     ----------
-    classifier : Classifier
+    classifier : Classifier or OnnxClassifier
     blocks : iterable of np.ndarray, each shape (n_i,)
         Consecutive mono float blocks of the recording at the model's sample rate, any sizes
         (e.g. :func:`speechrnn.audio.iter_audio_blocks`, or ``[audio]``).
@@ -534,7 +528,7 @@ def scan_audio(
     ValueError
         A block is not 1-D or holds NaN/infinity, or the audio is shorter than one hop window.
     """
-    import torch
+    from numpy.lib.stride_tricks import sliding_window_view
 
     cfg = classifier.feature_config
     if not hop_seconds > 0:
@@ -554,53 +548,52 @@ def scan_audio(
     frames_done = 0
     total = 0
     next_k = 1
-    with torch.inference_mode():
-        silence = classifier.log_mel(torch.zeros(n_fft, device=classifier.device))  # (1, n_mels)
-        buffer = silence.expand(n_frames, -1)  # frames with global indices [first, first + len)
-        first = -n_frames
-        for block in blocks:
-            block = np.asarray(block, dtype=np.float32)
-            if block.ndim == 2 and block.shape[1] == 1:
-                block = block[:, 0]
-            if block.ndim != 1:
-                raise ValueError(f"expected mono blocks of shape (n,), got shape {block.shape}")
-            if not np.isfinite(np.dot(block, block)) and not np.isfinite(block).all():
-                raise ValueError("audio contains NaN or infinite samples")
-            total += block.shape[0]
-            audio = np.concatenate([tail, block]) if tail.shape[0] else block
-            n_new = cfg.frames_for(audio.shape[0])
-            if n_new == 0:
-                tail = audio.copy()
-                continue
-            used = torch.from_numpy(np.ascontiguousarray(audio[: (n_new - 1) * hl + n_fft]))
-            new = classifier.log_mel(used.to(classifier.device))  # (n_new, n_mels)
-            tail = audio[n_new * hl :].copy()
-            frames_done += n_new
-            buffer = torch.cat([buffer, new])
-            last_k = frames_done // hop
-            if last_k >= next_k:
-                count = last_k - next_k + 1
-                start = next_k * hop - n_frames - first
-                span = buffer[start : start + (count - 1) * hop + n_frames]
-                windows = span.unfold(0, n_frames, hop).transpose(1, 2)  # (count, n_frames, n_mels), a view
-                ks = np.arange(next_k, last_k + 1)
-                times = ((ks * hop - 1) * hl + n_fft) / rate
-                for b in range(0, count, batch_size):
-                    probs = classifier.probabilities_from_frames(windows[b : b + batch_size])
-                    for t, p in zip(times[b : b + batch_size], probs, strict=True):
-                        found = decider.update(float(t), p)
-                        if found is not None:
-                            detections.append(found)
-                        np.maximum(peak, decider.average, out=peak)
-                    all_probs.append(probs)
-                all_times.append(times)
-                next_k = last_k + 1
-                drop = min(next_k * hop - n_frames - first, buffer.shape[0])
-                if drop > 0:
-                    buffer = buffer[drop:].clone()  # keep only what later windows need
-                    first += drop
-            if on_progress is not None:
-                on_progress(total / rate)
+    silence = classifier.features(np.zeros(n_fft, dtype=np.float32))  # (1, n_mels)
+    buffer = np.repeat(silence, n_frames, axis=0)  # frames with global indices [first, first + len)
+    first = -n_frames
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 2 and block.shape[1] == 1:
+            block = block[:, 0]
+        if block.ndim != 1:
+            raise ValueError(f"expected mono blocks of shape (n,), got shape {block.shape}")
+        if not np.isfinite(np.dot(block, block)) and not np.isfinite(block).all():
+            raise ValueError("audio contains NaN or infinite samples")
+        total += block.shape[0]
+        audio = np.concatenate([tail, block]) if tail.shape[0] else block
+        n_new = cfg.frames_for(audio.shape[0])
+        if n_new == 0:
+            tail = audio.copy()
+            continue
+        new = classifier.features(audio[: (n_new - 1) * hl + n_fft])  # (n_new, n_mels)
+        tail = audio[n_new * hl :].copy()
+        frames_done += n_new
+        buffer = np.concatenate([buffer, new])
+        last_k = frames_done // hop
+        if last_k >= next_k:
+            count = last_k - next_k + 1
+            start = next_k * hop - n_frames - first
+            span = buffer[start : start + (count - 1) * hop + n_frames]
+            # (count, n_frames, n_mels), a view
+            windows = sliding_window_view(span, n_frames, axis=0)[::hop].transpose(0, 2, 1)
+            ks = np.arange(next_k, last_k + 1)
+            times = ((ks * hop - 1) * hl + n_fft) / rate
+            for b in range(0, count, batch_size):
+                probs = classifier.probabilities_from_frames(np.ascontiguousarray(windows[b : b + batch_size]))
+                for t, p in zip(times[b : b + batch_size], probs, strict=True):
+                    found = decider.update(float(t), p)
+                    if found is not None:
+                        detections.append(found)
+                    np.maximum(peak, decider.average, out=peak)
+                all_probs.append(probs)
+            all_times.append(times)
+            next_k = last_k + 1
+            drop = min(next_k * hop - n_frames - first, buffer.shape[0])
+            if drop > 0:
+                buffer = buffer[drop:].copy()  # keep only what later windows need
+                first += drop
+        if on_progress is not None:
+            on_progress(total / rate)
     if not all_times:
         need = ((hop - 1) * hl + n_fft) / rate
         raise ValueError(f"{total / rate:.3f} s of audio is too short to scan (need at least {need:.3f} s)")
@@ -636,7 +629,7 @@ def scan_audio(
 def iter_classify(
     files: Sequence[str],
     *,
-    classifier: Classifier | None = None,
+    classifier: AnyClassifier | None = None,
     model: str | os.PathLike[str] | None = None,
     device: str = "auto",
     backend: str = "auto",
@@ -663,8 +656,10 @@ def iter_classify(
     ----------
     files : sequence of str
         The files, e.g. from :func:`collect_audio_files`.
-    classifier : Classifier, optional
-        A loaded model; otherwise ``model`` is loaded on ``device``.
+    classifier : Classifier or OnnxClassifier, optional
+        A loaded model; otherwise ``model`` is loaded on ``device`` with
+        :func:`speechrnn.onnx_classifier.load_classifier` (without PyTorch when its checked
+        ONNX export is cached).
     model : path-like, optional
         Model file (the shipped default model when None).
     device : {"auto", "cpu", "cuda"}
@@ -675,16 +670,17 @@ def iter_classify(
     batch_size : int
         Clips per decoding chunk and model batch.
     workers : int, optional
-        Worker processes, each decoding and classifying whole chunks on one torch thread; 0 does
-        everything in this process (on torch's current threads); None picks by job size and
-        cores (0 for up to 64 files, else one per core, at most 8).
+        Worker processes, each decoding and classifying whole chunks on one thread; 0 does
+        everything in this process (on the classifier's current threads); None picks by job size
+        and cores (0 for up to 64 files, else one per core, at most 8).
     decision : DecisionConfig, optional
         Smoothing, threshold and suppression for long files.
     hop_seconds : float
         Sliding-window hop for long files, seconds.
     threads : int, optional
-        Torch threads per worker process (default 1), and for work done in this process when
-        ``workers`` is 0 (default: leave torch's setting; restored afterwards).
+        Compute threads per worker process (default 1), and for work done in this process when
+        ``workers`` is 0 (default: leave the current setting; restored afterwards). PyTorch's
+        threads, or ONNX Runtime's for an :class:`~speechrnn.onnx_classifier.OnnxClassifier`.
     on_loaded : callable, optional
         Called with the model's labels once the model is loaded, before the first record.
     clip_max_seconds : float
@@ -719,24 +715,21 @@ def iter_classify(
     n_workers = _auto_workers(len(files)) if workers is None else max(0, int(workers))
     n_workers = min(n_workers, len(chunks))
     if classifier is None:
-        from speechrnn.inference import Classifier
+        from speechrnn.onnx_classifier import load_classifier
 
-        classifier = Classifier.from_file(model, device=device, backend=backend)
+        classifier = load_classifier(model, device=device, backend=backend)
     if on_loaded is not None:
         on_loaded(tuple(classifier.labels))
-    if classifier.device.type != "cpu":
+    if str(classifier.device) != "cpu":
         n_workers = 0  # one process feeds the GPU (a CUDA context does not survive fork)
     if n_workers == 0:
-        import torch
-
-        previous = torch.get_num_threads()
+        previous = classifier.use_threads(threads) if threads is not None else None
         try:
-            if threads is not None:
-                torch.set_num_threads(threads)
             for chunk in chunks:
                 yield from _iter_chunk(classifier, chunk, options, on_scan=on_scan)
         finally:
-            torch.set_num_threads(previous)
+            if previous is not None:
+                classifier.use_threads(previous)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -784,7 +777,7 @@ def iter_classify(
     _stop_pool(executor, now=False)
 
 
-def _iter_chunk(classifier: Classifier, paths: list[str], options: _ChunkOptions, *,
+def _iter_chunk(classifier: AnyClassifier, paths: list[str], options: _ChunkOptions, *,
                 on_scan: Callable[[str, float], None] | None = None) -> Iterator[FileRecord]:
     """Records for a chunk of files, in order, each yielded as soon as it is done.
 
@@ -812,7 +805,7 @@ def _iter_chunk(classifier: Classifier, paths: list[str], options: _ChunkOptions
             yield FileRecord(path=path, error=str(value))
 
 
-def _scan_file(classifier: Classifier, path: str, *, top_k: int, decision: DecisionConfig | None,
+def _scan_file(classifier: AnyClassifier, path: str, *, top_k: int, decision: DecisionConfig | None,
                hop_seconds: float, batch_size: int,
                on_scan: Callable[[str, float], None] | None = None) -> FileRecord:
     from functools import partial
@@ -1012,7 +1005,7 @@ def run_classify(
     shard: str | tuple[int, int] | None = None,
     threads: int | None = None,
     clip_max_seconds: float = CLIP_MAX_SECONDS,
-    classifier: Classifier | None = None,
+    classifier: AnyClassifier | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -1041,10 +1034,10 @@ def run_classify(
         No progress bar (it is only drawn when ``stderr`` is a terminal anyway).
     shard : "K/N" or (K, N), optional
     threads : int, optional
-        Torch threads per process, as :func:`iter_classify`.
+        Compute threads per process, as :func:`iter_classify`.
     clip_max_seconds : float
         Longest recording classified as one word, as :func:`iter_classify`.
-    classifier : Classifier, optional
+    classifier : Classifier or OnnxClassifier, optional
         Use this loaded model instead of ``model``/``device``.
     stdout, stderr : text streams, optional
         Default ``sys.stdout`` / ``sys.stderr``.
@@ -1262,7 +1255,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes that decode and classify chunks in parallel; 0 does all "
                              "in the main process (default: one per CPU core, at most 8; 0 for up to 64 files)")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
-                        help="torch threads per process (default: 1; the worker processes are the parallelism)")
+                        help="compute threads per process (default: 1; the worker processes are the parallelism)")
     parser.add_argument("-t", "--threshold", type=_probability, default=None, metavar="P",
                         help=f"detection threshold for long recordings (default: {defaults.threshold})")
     parser.add_argument("--hop", type=_positive_float, default=0.1, metavar="SECONDS", dest="hop_seconds",

@@ -32,7 +32,7 @@ from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.errors import DeviceError, SpeechRNNError
 from speechrnn.features import FeatureConfig, LogMel, fit_clip
 from speechrnn.model import ModelConfig
-from speechrnn.onnx_backend import BACKENDS, ONNX_BACKENDS
+from speechrnn.onnx_backend import ONNX_BACKENDS, choose_backend
 
 if TYPE_CHECKING:
     from speechrnn.onnx_backend import OnnxRunner
@@ -71,32 +71,15 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def resolve_backend(name: str, device: torch.device) -> str:
     """Map ``auto`` | ``torch`` | ``onnx`` | ``int8`` to the backend a classifier on ``device`` uses.
 
-    ``auto`` reads the ``SPEECHRNN_BACKEND`` environment variable when it is set (``torch``,
-    ``onnx`` or ``int8``), and otherwise picks ``onnx`` when the device is the CPU and ``onnx`` and
-    ``onnxruntime`` can be imported, else ``torch``. ``onnx`` and ``int8`` run on the CPU only.
+    See :func:`speechrnn.onnx_backend.choose_backend` (``auto`` reads ``SPEECHRNN_BACKEND``, then
+    picks ``onnx`` on the CPU when it is installed, else ``torch``).
 
     Raises
     ------
     SpeechRNNError
         An unknown name, or ``onnx``/``int8`` requested for a GPU.
     """
-    choice = str(name).strip().lower()
-    names = ", ".join(BACKENDS[:-1]) + " or " + BACKENDS[-1]
-    if choice == "auto":
-        choice = os.environ.get("SPEECHRNN_BACKEND", "auto").strip().lower() or "auto"
-        if choice not in BACKENDS:
-            raise SpeechRNNError(f"unknown backend {choice!r} in SPEECHRNN_BACKEND: use {names}")
-        if choice in ONNX_BACKENDS and device.type != "cpu":
-            return "torch"  # the variable asks for ONNX where it applies; a GPU stays on PyTorch
-    if choice not in BACKENDS:
-        raise SpeechRNNError(f"unknown backend {name!r}: use {names}")
-    if choice == "auto":
-        from speechrnn.onnx_backend import onnx_available
-
-        return "onnx" if device.type == "cpu" and onnx_available() else "torch"
-    if choice in ONNX_BACKENDS and device.type != "cpu":
-        raise SpeechRNNError(f"the {choice} backend runs on the CPU only, not on {device}: use --device cpu")
-    return choice
+    return choose_backend(name, gpu=device.type != "cpu")
 
 
 @dataclass(frozen=True)
@@ -249,6 +232,33 @@ class Classifier:
     def summary(self) -> dict[str, Any]:
         """The training summary stored in the model file."""
         return dict(self.checkpoint.summary)
+
+    @property
+    def onnx_bytes(self) -> bytes | None:
+        """The checked ONNX export this classifier runs (int8 bytes with ``int8``), or None with ``torch``."""
+        return None if self._onnx is None else self._onnx.model_bytes
+
+    def use_threads(self, threads: int) -> int:
+        """Set the threads PyTorch computes with (process-wide); returns the previous count."""
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, int(threads)))
+        return previous
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel frames (:class:`~speechrnn.features.LogMel` on :attr:`device`) as a numpy array.
+
+        Parameters
+        ----------
+        audio : np.ndarray, shape (n_samples,) or (batch, n_samples)
+            Float audio at the model's sample rate, at least ``n_fft`` samples.
+
+        Returns
+        -------
+        np.ndarray, shape (n_frames, n_mels) or (batch, n_frames, n_mels), float32
+        """
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
+            return self.log_mel(tensor).cpu().numpy()
 
     def probabilities_from_frames(self, frames: torch.Tensor | np.ndarray) -> np.ndarray:
         """Class probabilities for log-mel frames.

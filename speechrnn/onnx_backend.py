@@ -64,9 +64,12 @@ __all__ = [
     "OUTPUT_NAMES",
     "OnnxError",
     "OnnxRunner",
+    "cached_file_export",
     "cached_onnx_bytes",
+    "choose_backend",
     "default_onnx_cache_dir",
     "export_model_bytes",
+    "file_cache_key",
     "load_runner",
     "max_difference",
     "model_fingerprint",
@@ -74,6 +77,7 @@ __all__ = [
     "onnx_bytes_for",
     "quantize_int8",
     "read_metadata",
+    "store_file_export",
     "store_onnx_bytes",
 ]
 
@@ -93,6 +97,9 @@ INSTALL_HINT = "install them: pip install onnx onnxruntime (dependencies of spee
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
 #: The backends that run the model in ONNX Runtime (CPU only).
 ONNX_BACKENDS: tuple[str, ...] = ("onnx", "int8")
+#: Sub-folder of the cache with exports named by a model *file's* bytes (:func:`file_cache_key`), which
+#: :mod:`speechrnn.onnx_classifier` reads without importing torch.
+FILE_CACHE_FOLDER = "files"
 #: Graph operators whose weights :func:`quantize_int8` stores as int8 (others stay float32).
 INT8_OPERATORS: tuple[str, ...] = ("LSTM", "GRU", "MatMul", "Gemm")
 
@@ -110,6 +117,42 @@ def onnx_available() -> bool:
         return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
     except (ImportError, ValueError):  # a module set to None in sys.modules (blocked)
         return False
+
+
+def choose_backend(name: str, *, gpu: bool) -> str:
+    """Map ``auto`` | ``torch`` | ``onnx`` | ``int8`` to the backend that runs a model (no torch needed).
+
+    ``auto`` reads the ``SPEECHRNN_BACKEND`` environment variable when it is set (``torch``,
+    ``onnx`` or ``int8``), and otherwise picks ``onnx`` on the CPU when ``onnx`` and ``onnxruntime``
+    can be imported, else ``torch``. ``onnx`` and ``int8`` run on the CPU only.
+
+    Parameters
+    ----------
+    name : str
+        The requested backend.
+    gpu : bool
+        Whether the model runs on a GPU.
+
+    Raises
+    ------
+    SpeechRNNError
+        An unknown name, or ``onnx``/``int8`` requested for a GPU.
+    """
+    choice = str(name).strip().lower()
+    names = ", ".join(BACKENDS[:-1]) + " or " + BACKENDS[-1]
+    if choice == "auto":
+        choice = os.environ.get("SPEECHRNN_BACKEND", "auto").strip().lower() or "auto"
+        if choice not in BACKENDS:
+            raise SpeechRNNError(f"unknown backend {choice!r} in SPEECHRNN_BACKEND: use {names}")
+        if choice in ONNX_BACKENDS and gpu:
+            return "torch"  # the variable asks for ONNX where it applies; a GPU stays on PyTorch
+    if choice not in BACKENDS:
+        raise SpeechRNNError(f"unknown backend {name!r}: use {names}")
+    if choice == "auto":
+        return "onnx" if not gpu and onnx_available() else "torch"
+    if choice in ONNX_BACKENDS and gpu:
+        raise SpeechRNNError(f"the {choice} backend runs on the CPU only, not on a GPU: use --device cpu")
+    return choice
 
 
 def default_onnx_cache_dir() -> Path:
@@ -339,6 +382,54 @@ def store_onnx_bytes(
     return path
 
 
+def file_cache_key(model_file: bytes, *, int8: bool = False, opset: int = DEFAULT_OPSET) -> str:
+    """A SHA-256 hex digest naming the cached export of a model file, from the file's bytes.
+
+    Covers the bytes, the speechrnn version (which validates and exports the file), the export
+    format version, the opset and the variant (float or int8). Computing it needs no torch.
+    """
+    from speechrnn import __version__
+
+    digest = hashlib.sha256(model_file)
+    variant = "int8" if int8 else "float"
+    digest.update(f"|speechrnn {__version__}|export {EXPORT_FORMAT_VERSION}|opset {opset}|{variant}".encode())
+    return digest.hexdigest()
+
+
+def _file_cache_path(key: str, cache_dir: str | os.PathLike[str] | None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else default_onnx_cache_dir()
+    return folder / FILE_CACHE_FOLDER / f"{key[:40]}.onnx"
+
+
+def cached_file_export(key: str, *, cache_dir: str | os.PathLike[str] | None = None) -> bytes | None:
+    """The export stored under a :func:`file_cache_key` (see :func:`store_file_export`), or None."""
+    path = _file_cache_path(key, cache_dir)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # most recently used: kept by _prune
+    return data
+
+
+def store_file_export(key: str, data: bytes, *, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """Store the checked export (float or int8 bytes) of a model file under its :func:`file_cache_key`.
+
+    Atomic and best effort like :func:`store_onnx_bytes`: returns None when the cache folder
+    cannot be written.
+    """
+    path = _file_cache_path(key, cache_dir)
+    try:
+        _atomic_write_bytes(path, data)
+        _prune(path.parent, CACHE_KEEP)
+    except OSError:
+        return None
+    return path
+
+
 def onnx_bytes_for(
     checkpoint: Checkpoint,
     *,
@@ -536,6 +627,10 @@ class OnnxRunner:
         self.threads = state["threads"]
         self.per_sequence = state.get("per_sequence", False)
         self._session = self._make_session()
+
+    def metadata(self) -> dict[str, str]:
+        """The graph's metadata entries as stored (JSON values not decoded; see :func:`read_metadata`)."""
+        return dict(self._session.get_modelmeta().custom_metadata_map)
 
     def run(self, frames: np.ndarray, *, logits: bool = False) -> np.ndarray:
         """Probabilities (or logits) for a batch of full-length frame sequences.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechrnn.features import FeatureConfig, LogMel, fit_clip, log_mel, log_mel_librosa
+from speechrnn.features import FeatureConfig, LogMel, LogMelNumpy, fit_clip, log_mel, log_mel_librosa
 
 CONFIGS = [
     FeatureConfig(),
@@ -26,6 +26,25 @@ def test_torch_log_mel_equals_librosa(config: FeatureConfig, rng: np.random.Gene
         ours = log_mel(audio, config)
         assert ours.shape == reference.shape == (config.n_frames, config.n_mels)
         np.testing.assert_allclose(ours, reference, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.sample_rate}-{c.n_fft}-{c.n_mels}")
+def test_numpy_log_mel_equals_librosa_and_torch(config: FeatureConfig, rng: np.random.Generator) -> None:
+    """The torch-free path (classification without importing torch) gives the same frames."""
+    t = np.arange(config.clip_samples) / config.sample_rate
+    speechy = 0.3 * np.sin(2 * np.pi * (200 + 800 * t) * t) + 0.01 * rng.standard_normal(t.size)
+    batch = np.stack([speechy, 1e-4 * rng.standard_normal(t.size), np.zeros(t.size)]).astype(np.float32)
+    log_mel_numpy = LogMelNumpy(config)
+    ours = log_mel_numpy(batch)
+    assert ours.shape == (3, config.n_frames, config.n_mels) and ours.dtype == np.float32
+    for audio, frames in zip(batch, ours, strict=True):
+        np.testing.assert_allclose(frames, log_mel_librosa(audio, config), atol=1e-4, rtol=0)
+        np.testing.assert_array_equal(log_mel_numpy(audio), frames)  # one clip = its row of a batch
+    np.testing.assert_allclose(ours, log_mel(batch, config), atol=1e-4, rtol=0)
+    odd = batch[0, : config.n_fft + 3 * config.hop_length - 1]  # 3 whole frames, and a partial one dropped
+    assert log_mel_numpy(odd).shape == (3, config.n_mels)
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        log_mel_numpy(batch[0, : config.n_fft - 1])
 
 
 def test_batched_equals_one_by_one(rng: np.random.Generator) -> None:

@@ -1,0 +1,210 @@
+"""Classify files without importing PyTorch: ONNX Runtime on the cached export of a model file.
+
+Importing torch takes about 3 s, most of the time of a one-file ``speechrnn classify``. The first
+time a model file is loaded on the CPU with an ONNX backend, :func:`load_classifier` loads it with
+PyTorch (:class:`speechrnn.inference.Classifier`, which exports the model and checks the export
+against PyTorch), and stores that checked export under ``<onnx cache>/files``, named by
+:func:`speechrnn.onnx_backend.file_cache_key` of the file's bytes. Later loads of the same bytes
+need only numpy and ONNX Runtime: an :class:`OnnxClassifier`, whose labels and feature config come
+from the export's metadata, and whose features are :class:`speechrnn.features.LogMelNumpy`.
+
+Any other case takes the PyTorch path: a GPU or a machine where one may be present
+(``--device auto`` is resolved by PyTorch there), ``--backend torch``, ONNX not installed, a model
+file not seen before or changed since, or a cache entry ONNX Runtime cannot load.
+
+=====================  =====================================  ==============================
+attribute              :class:`OnnxClassifier`                :class:`~.inference.Classifier`
+=====================  =====================================  ==============================
+``labels``             from the export's metadata             from the model file
+``feature_config``     from the export's metadata             from the model file
+``device``             ``"cpu"``                              a ``torch.device``
+``backend``            ``"onnx"`` or ``"int8"``               ``"torch"``, ``"onnx"``, ``"int8"``
+=====================  =====================================  ==============================
+
+Both have ``features``, ``probabilities``, ``probabilities_from_frames`` and ``use_threads``, which
+is what :mod:`speechrnn.classify` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from speechrnn.features import FeatureConfig, LogMelNumpy
+from speechrnn.onnx_backend import (
+    ONNX_BACKENDS,
+    OnnxError,
+    OnnxRunner,
+    cached_file_export,
+    choose_backend,
+    file_cache_key,
+    store_file_export,
+)
+
+if TYPE_CHECKING:
+    from speechrnn.inference import Classifier
+
+__all__ = ["OnnxClassifier", "gpu_possible", "load_classifier"]
+
+#: Device files present when a GPU driver PyTorch could use is loaded (NVIDIA, AMD ROCm, WSL).
+GPU_DEVICE_FILES: tuple[str, ...] = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_possible() -> bool:
+    """False only where PyTorch certainly sees no GPU (checked without importing it).
+
+    Linux without any of :data:`GPU_DEVICE_FILES`, or macOS (no CUDA builds). Elsewhere only
+    PyTorch can tell, so True.
+    """
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(name) for name in GPU_DEVICE_FILES)
+    return True
+
+
+class OnnxClassifier:
+    """A model from its checked ONNX export, scoring clips with numpy features and ONNX Runtime.
+
+    Made by :func:`load_classifier`; CPU only, every batch size in ONNX Runtime.
+
+    Parameters
+    ----------
+    model_bytes : bytes
+        A checked export (float or int8) with speechrnn's metadata (labels, feature_config).
+    backend : {"onnx", "int8"}
+        Which export it is.
+    threads : int
+        ONNX Runtime intra-op threads.
+
+    Raises
+    ------
+    OnnxError
+        ONNX Runtime cannot load the bytes, or their metadata is not speechrnn's.
+    """
+
+    device = "cpu"
+
+    def __init__(self, model_bytes: bytes, *, backend: str = "onnx", threads: int = 1) -> None:
+        if backend not in ONNX_BACKENDS:
+            raise ValueError(f"backend must be one of {ONNX_BACKENDS}, not {backend!r}")
+        self.backend: str = backend
+        self._runner = OnnxRunner(model_bytes, threads=threads, per_sequence=backend == "int8")
+        meta = self._runner.metadata()
+        try:
+            labels = json.loads(meta["labels"])
+            self.feature_config: FeatureConfig = FeatureConfig.from_dict(json.loads(meta["feature_config"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OnnxError(f"not a speechrnn export (metadata: {exc})") from None
+        if not isinstance(labels, list) or not labels:
+            raise OnnxError("not a speechrnn export (no labels in its metadata)")
+        self.labels: tuple[str, ...] = tuple(str(label) for label in labels)
+        self._log_mel = LogMelNumpy(self.feature_config)
+
+    @property
+    def onnx_bytes(self) -> bytes:
+        """The export this classifier runs."""
+        return self._runner.model_bytes
+
+    def use_threads(self, threads: int) -> int:
+        """Set the threads of ONNX Runtime and of numpy's BLAS (features); returns the previous count.
+
+        The BLAS limit is process-wide, as :func:`torch.set_num_threads` is. Worker processes
+        need it: two of them with BLAS's default thread per core ran 2-3x slower.
+        """
+        from threadpoolctl import threadpool_limits
+
+        previous = self._runner.threads
+        threads = max(1, int(threads))
+        if threads != previous:
+            self._runner = OnnxRunner(self._runner.model_bytes, threads=threads,
+                                      per_sequence=self._runner.per_sequence)
+        threadpool_limits(limits=threads, user_api="blas")
+        return previous
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel frames, shape ``(n_frames, n_mels)`` or ``(batch, n_frames, n_mels)``, float32.
+
+        See :class:`speechrnn.features.LogMelNumpy`.
+        """
+        return self._log_mel(audio)
+
+    def probabilities_from_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape ``(batch, n_classes)``, for frames ``(batch, n_frames, n_mels)``."""
+        return self._runner.run(np.asarray(frames, dtype=np.float32))
+
+    def probabilities(self, clips: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape ``(batch, n_classes)``, for clips ``(batch, clip_samples)``."""
+        return self.probabilities_from_frames(self.features(np.asarray(clips, dtype=np.float32)))
+
+
+def load_classifier(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    device: str = "auto",
+    backend: str = "auto",
+) -> Classifier | OnnxClassifier:
+    """Load a model file for classification, without PyTorch when its checked export is cached.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The model file (default: the shipped default model).
+    device : {"auto", "cpu", "cuda"}
+    backend : {"auto", "torch", "onnx", "int8"}
+        As for :class:`speechrnn.inference.Classifier`.
+
+    Returns
+    -------
+    OnnxClassifier or Classifier
+        An :class:`OnnxClassifier` when the file's export is cached and the model runs on the CPU
+        with an ONNX backend; otherwise a :class:`~speechrnn.inference.Classifier`, whose
+        export (when it has one) is then cached for the next load.
+
+    Raises
+    ------
+    speechrnn.errors.CheckpointError, speechrnn.errors.DeviceError, speechrnn.errors.SpeechRNNError
+        As :meth:`speechrnn.inference.Classifier.from_file`.
+    """
+    if path is None:
+        from speechrnn import default_model_path
+
+        path = default_model_path()
+    name = str(device).strip().lower()
+    choice = None
+    if name == "cpu" or (name == "auto" and not gpu_possible()):
+        choice = choose_backend(backend, gpu=False)
+    key = data = None
+    if choice in ONNX_BACKENDS:
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            data = None  # the PyTorch path reports it
+        if data:
+            key = file_cache_key(data, int8=choice == "int8")
+            cached = cached_file_export(key)
+            if cached is not None:
+                try:
+                    return OnnxClassifier(cached, backend=choice)
+                except OnnxError:
+                    pass  # an unreadable entry: load with PyTorch, which stores a fresh one
+    from speechrnn.inference import Classifier
+
+    classifier = Classifier.from_file(path, device=device, backend=backend)
+    exported = classifier.onnx_bytes
+    if key is not None and exported is not None and classifier.backend == choice and _unchanged(path, data):
+        store_file_export(key, exported)
+    return classifier
+
+
+def _unchanged(path: str | os.PathLike[str], data: bytes | None) -> bool:
+    """Whether the file still holds ``data`` (it was not replaced while it was being loaded)."""
+    try:
+        return data is not None and Path(path).read_bytes() == data
+    except OSError:
+        return False

@@ -1,0 +1,202 @@
+"""The torch-free classifier: cached exports by file, equal answers, and no torch import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import SAMPLE_RATE, make_class_clip
+
+from speechrnn import onnx_classifier
+from speechrnn.classify import iter_classify, scan_audio
+from speechrnn.inference import Classifier
+from speechrnn.onnx_backend import FILE_CACHE_FOLDER, onnx_available
+from speechrnn.onnx_classifier import OnnxClassifier, gpu_possible, load_classifier
+
+pytestmark = [
+    pytest.mark.skipif(not onnx_available(), reason="onnx and onnxruntime are not installed"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test starts with an empty cache (no exports from other tests)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SPEECHRNN_CACHE", str(folder))
+    monkeypatch.delenv("SPEECHRNN_BACKEND", raising=False)
+    return folder / "onnx" / FILE_CACHE_FOLDER
+
+
+@pytest.fixture
+def model_copy(synthetic_model: Path, tmp_path: Path) -> Path:
+    """A private copy of the synthetic model file (tests change it)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(synthetic_model.read_bytes())
+    return path
+
+
+def clips(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    names = ("rise", "fall", "tone", "buzz", "_silence_", "_unknown_")
+    return np.stack([make_class_clip(names[i % len(names)], rng) for i in range(n)]).astype(np.float32)
+
+
+def test_the_second_load_needs_no_torch_and_answers_as_the_first(model_copy: Path, private_cache: Path) -> None:
+    first = load_classifier(model_copy, device="cpu")
+    assert isinstance(first, Classifier) and first.backend == "onnx"
+    assert len(list(private_cache.glob("*.onnx"))) == 1  # the checked export, named by the file's bytes
+    second = load_classifier(model_copy, device="cpu")
+    assert isinstance(second, OnnxClassifier) and second.backend == "onnx"
+    assert second.labels == first.labels and second.feature_config == first.feature_config
+    batch = clips(40)
+    torch_path = Classifier.from_file(model_copy, device="cpu", backend="torch")
+    expected = torch_path.probabilities(batch)
+    for classifier in (first, second):
+        np.testing.assert_allclose(classifier.probabilities(batch), expected, atol=1e-4)
+        np.testing.assert_allclose(classifier.probabilities(batch[:1]), expected[:1], atol=1e-4)
+    assert (second.probabilities(batch).argmax(1) == expected.argmax(1)).all()
+
+
+def test_features_equal_the_torch_classifiers(model_copy: Path) -> None:
+    load_classifier(model_copy, device="cpu")
+    lite = load_classifier(model_copy, device="cpu")
+    full = Classifier.from_file(model_copy, device="cpu", backend="torch")
+    audio = clips(3, seed=4)
+    np.testing.assert_allclose(lite.features(audio), full.features(audio), atol=1e-4)
+    np.testing.assert_allclose(lite.features(audio[1, :5000]), full.features(audio[1, :5000]), atol=1e-4)
+
+
+def test_long_recordings_scan_to_the_same_detections(model_copy: Path) -> None:
+    load_classifier(model_copy, device="cpu")
+    lite = load_classifier(model_copy, device="cpu")
+    full = Classifier.from_file(model_copy, device="cpu", backend="torch")
+    rng = np.random.default_rng(3)
+    gap = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    words = ("rise", "buzz", "tone", "fall")
+    audio = np.concatenate([part for word in words for part in (gap, make_class_clip(word, rng))] + [gap])
+    blocks = [audio[i : i + 7001] for i in range(0, audio.shape[0], 7001)]  # odd block sizes
+    a = scan_audio(lite, blocks, batch_size=16)
+    b = scan_audio(full, [audio])
+    np.testing.assert_array_equal(a.times, b.times)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)
+    assert [d.label for d in a.detections] == [d.label for d in b.detections] == list(words)
+    np.testing.assert_allclose([d.time for d in a.detections], [d.time for d in b.detections])
+
+
+def test_a_changed_file_is_loaded_with_torch_again(model_copy: Path) -> None:
+    import torch
+
+    from speechrnn.checkpoint import load_checkpoint, save_checkpoint
+
+    load_classifier(model_copy, device="cpu")
+    before = load_classifier(model_copy, device="cpu")
+    assert isinstance(before, OnnxClassifier)
+    checkpoint = load_checkpoint(model_copy)
+    model = checkpoint.build_model(device="cpu")
+    with torch.no_grad():
+        model.head[-1].bias += torch.linspace(-2.0, 2.0, len(checkpoint.labels))  # other answers
+    save_checkpoint(model_copy, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels)
+    reloaded = load_classifier(model_copy, device="cpu")
+    assert isinstance(reloaded, Classifier)  # a new file: its export is made and checked first
+    lite = load_classifier(model_copy, device="cpu")
+    assert isinstance(lite, OnnxClassifier)
+    batch = clips(6)
+    np.testing.assert_allclose(lite.probabilities(batch), reloaded.probabilities(batch), atol=1e-4)
+    assert np.abs(lite.probabilities(batch) - before.probabilities(batch)).max() > 0.01
+
+
+def test_an_unreadable_cache_entry_is_replaced(model_copy: Path, private_cache: Path) -> None:
+    load_classifier(model_copy, device="cpu")
+    (entry,) = private_cache.glob("*.onnx")
+    entry.write_bytes(b"not an onnx graph")
+    assert isinstance(load_classifier(model_copy, device="cpu"), Classifier)
+    assert isinstance(load_classifier(model_copy, device="cpu"), OnnxClassifier)
+
+
+def test_torch_is_used_where_asked_or_where_a_gpu_may_be(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_classifier(model_copy, device="cpu")
+    assert isinstance(load_classifier(model_copy, device="cpu", backend="torch"), Classifier)
+    monkeypatch.setenv("SPEECHRNN_BACKEND", "torch")
+    assert isinstance(load_classifier(model_copy, device="cpu"), Classifier)
+    monkeypatch.delenv("SPEECHRNN_BACKEND")
+    monkeypatch.setattr(onnx_classifier, "gpu_possible", lambda: True)
+    assert isinstance(load_classifier(model_copy, device="cpu"), OnnxClassifier)  # cpu asked: no GPU question
+    assert isinstance(load_classifier(model_copy, device="auto"), Classifier)  # only torch can tell
+
+
+def test_int8_has_its_own_entry(model_copy: Path) -> None:
+    full = load_classifier(model_copy, device="cpu", backend="int8")
+    assert isinstance(full, Classifier) and full.backend == "int8"
+    assert isinstance(load_classifier(model_copy, device="cpu"), Classifier)  # the float export is another entry
+    lite = load_classifier(model_copy, device="cpu", backend="int8")
+    assert isinstance(lite, OnnxClassifier) and lite.backend == "int8"
+    batch = clips(12)
+    np.testing.assert_allclose(lite.probabilities(batch), full.probabilities(batch), atol=1e-5)
+
+
+def test_gpu_possible_reads_the_driver_device_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    present: set[str] = set()
+    monkeypatch.setattr(onnx_classifier.sys, "platform", "linux")
+    monkeypatch.setattr(onnx_classifier.os.path, "exists", lambda name: name in present)
+    assert gpu_possible() is False
+    present.add("/dev/nvidiactl")
+    assert gpu_possible() is True
+    monkeypatch.setattr(onnx_classifier.sys, "platform", "win32")
+    present.clear()
+    assert gpu_possible() is True  # only torch can tell
+
+
+def test_threads_and_worker_processes(model_copy: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    load_classifier(model_copy, device="cpu")
+    lite = load_classifier(model_copy, device="cpu")
+    assert isinstance(lite, OnnxClassifier)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=None):  # put numpy's BLAS threads back afterwards
+        assert lite.use_threads(2) == 1 and lite.use_threads(1) == 2
+        # the features' BLAS follows: a worker process per core must not start a BLAS thread per core
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+    paths = []
+    for i, clip in enumerate(clips(10, seed=7)):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        sf.write(paths[-1], clip, SAMPLE_RATE)
+    alone = list(iter_classify(paths, classifier=lite, workers=0))
+    forked = list(iter_classify(paths, classifier=lite, workers=2, batch_size=3))
+    assert [(r.path, r.label) for r in forked] == [(r.path, r.label) for r in alone]
+    np.testing.assert_allclose([r.score for r in forked], [r.score for r in alone], atol=1e-6)
+    expected = Classifier.from_file(model_copy, device="cpu", backend="torch").classify(paths)
+    assert [r.label for r in alone] == [p.label for p in expected]
+
+
+def test_speechrnn_classify_runs_without_importing_torch(model_copy: Path, tmp_path: Path,
+                                                          repo_env: dict[str, str]) -> None:
+    import soundfile as sf
+
+    load_classifier(model_copy, device="cpu")  # the first run: export, check and cache
+    wav = tmp_path / "word.wav"
+    sf.write(wav, clips(1, seed=2)[0], SAMPLE_RATE)
+    long = tmp_path / "long.wav"
+    rng = np.random.default_rng(5)
+    sf.write(long, np.concatenate([np.zeros(8000), make_class_clip("tone", rng), np.zeros(24000)]), SAMPLE_RATE)
+    script = (
+        "import json, sys\n"
+        "from speechrnn.classify import run_classify\n"
+        f"status = run_classify(paths=[{str(wav)!r}, {str(long)!r}], model={str(model_copy)!r}, device='cpu', "
+        "fmt='jsonl', quiet=True)\n"
+        "print(json.dumps({'status': status, 'torch': 'torch' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=repo_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *lines, last = [json.loads(line) for line in done.stdout.splitlines()]
+    assert last == {"status": 0, "torch": False}
+    records = {Path(record["path"]).name: record for record in lines}
+    expected = Classifier.from_file(model_copy, device="cpu", backend="torch")
+    assert records["word.wav"]["label"] == expected.classify([str(wav)])[0].label
+    assert [d["label"] for d in records["long.wav"]["detections"]] == ["tone"]
