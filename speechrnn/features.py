@@ -262,6 +262,23 @@ class LogMelNumpy:
             np.log(power @ self.filterbank_t + floor, out=out[start : start + NUMPY_CHUNK])
         return out[0] if squeeze else out
 
+    def frames_numpy(self, frames: np.ndarray) -> np.ndarray:
+        """Log-mel of already-cut frames, for streaming (as :meth:`LogMel.frames_numpy`).
+
+        Parameters
+        ----------
+        frames : np.ndarray, shape (n, n_fft)
+            Raw audio frames (not windowed).
+
+        Returns
+        -------
+        np.ndarray, shape (n, n_mels), float32
+        """
+        frames = np.asarray(frames, dtype=np.float32)
+        spec = np.fft.rfft(frames * self.window, n=self.config.n_fft, axis=-1)
+        power = np.square(spec.real) + np.square(spec.imag)
+        return np.log(power @ self.filterbank_t + np.float32(self.config.log_floor))
+
 
 #: CPU batches larger than this are computed in chunks of it (cache-friendly)
 CPU_CHUNK = 32

@@ -181,11 +181,9 @@ def listen(
     ValueError
         Bad option values.
     """
-    import torch
-
     from speechrnn.decisions import DecisionConfig
-    from speechrnn.inference import Classifier
     from speechrnn.microphone import FileSource, Microphone
+    from speechrnn.onnx_classifier import load_classifier
     from speechrnn.streaming import StreamingRecognizer
 
     out = sys.stdout if out is None else out
@@ -199,10 +197,10 @@ def listen(
                          "until Ctrl-C)")
     if not (hop > 0 and math.isfinite(hop)):
         raise ValueError(f"hop must be a positive number of seconds, not {hop}")
-    classifier = Classifier.from_file(model, device=device, backend=backend)
-    if classifier.device.type == "cpu":
+    classifier = load_classifier(model, device=device, backend=backend)  # without torch once its export is cached
+    if str(classifier.device) == "cpu":
         # one small model call per hop: extra threads only add synchronisation overhead
-        torch.set_num_threads(1)
+        classifier.use_threads(1)
     decision = DecisionConfig() if threshold is None else replace(DecisionConfig(), threshold=threshold)
     recognizer = StreamingRecognizer(classifier, hop_seconds=hop, decision=decision)
     rate = classifier.feature_config.sample_rate

@@ -104,7 +104,8 @@ class OnnxClassifier:
         if not isinstance(labels, list) or not labels:
             raise OnnxError("not a speechrnn export (no labels in its metadata)")
         self.labels: tuple[str, ...] = tuple(str(label) for label in labels)
-        self._log_mel = LogMelNumpy(self.feature_config)
+        #: The feature extractor (numpy); its ``frames_numpy`` serves :class:`~speechrnn.streaming.StreamingRecognizer`.
+        self.log_mel = LogMelNumpy(self.feature_config)
 
     @property
     def onnx_bytes(self) -> bytes:
@@ -132,7 +133,7 @@ class OnnxClassifier:
 
         See :class:`speechrnn.features.LogMelNumpy`.
         """
-        return self._log_mel(audio)
+        return self.log_mel(audio)
 
     def probabilities_from_frames(self, frames: np.ndarray) -> np.ndarray:
         """Class probabilities, shape ``(batch, n_classes)``, for frames ``(batch, n_frames, n_mels)``."""

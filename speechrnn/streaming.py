@@ -1,11 +1,13 @@
 """Real-time recognition: a synchronous, stateful recognizer fed with audio chunks of any size.
 
 :class:`StreamingRecognizer` keeps a bounded ring of recent audio, computes each log-mel frame
-once (with :meth:`speechrnn.features.LogMel.frames_numpy`, as soon as the frame's last sample has
-arrived), keeps the last clip's worth of frames in a preallocated ring, and every hop
-(``hop_seconds``, a whole number of feature frames) evaluates the model on the last clip's frames.
-Probabilities become detections in :class:`speechrnn.decisions.CommandDecider`, the one shared
-decision logic.
+once, as soon as the frame's last sample has arrived (with the classifier's
+``log_mel.frames_numpy``: :class:`speechrnn.features.LogMel`, or its numpy twin
+:class:`~speechrnn.features.LogMelNumpy` in the torch-free
+:class:`~speechrnn.onnx_classifier.OnnxClassifier`), keeps the last clip's worth of frames in a
+preallocated ring, and every hop (``hop_seconds``, a whole number of feature frames) evaluates
+the model on the last clip's frames. Probabilities become detections in
+:class:`speechrnn.decisions.CommandDecider`, the one shared decision logic.
 
 Frame ``i`` of the stream covers samples ``[i * hop_length, i * hop_length + n_fft)``, exactly the
 frames :func:`speechrnn.features.log_mel` computes offline over the same samples. Model step ``k``
@@ -15,8 +17,8 @@ the clip window is left-padded with the features of digital silence (zeros), so 
 detection can come after a fraction of a second.
 
 There are no threads here: the caller (``speechrnn listen``, the app's audio thread) reads blocks
-from an :class:`~speechrnn.microphone.AudioSource` and pushes them. On the CPU, give PyTorch one
-thread (``torch.set_num_threads(1)``, as ``speechrnn listen`` does): one small model call per hop
+from an :class:`~speechrnn.microphone.AudioSource` and pushes them. On the CPU, give the classifier one
+thread (``classifier.use_threads(1)``, as ``speechrnn listen`` does): one small model call per hop
 gains nothing from more, and on a busy machine extra threads make a hop tens of times slower.
 """
 
@@ -33,6 +35,7 @@ from speechrnn.decisions import CommandDecider, DecisionConfig, Detection
 
 if TYPE_CHECKING:
     from speechrnn.inference import Classifier
+    from speechrnn.onnx_classifier import OnnxClassifier
 
 __all__ = ["StreamStep", "StreamingRecognizer"]
 
@@ -75,7 +78,7 @@ class StreamingRecognizer:
 
     Parameters
     ----------
-    classifier : Classifier
+    classifier : Classifier or OnnxClassifier
         The loaded model (any device); its feature config defines the sample rate and clip.
     hop_seconds : float
         Time between model evaluations, in seconds; rounded to a whole number (>= 1) of
@@ -93,10 +96,12 @@ class StreamingRecognizer:
     """
 
     def __init__(
-        self, classifier: Classifier, *, hop_seconds: float = 0.1, decision: DecisionConfig | None = None
+        self,
+        classifier: Classifier | OnnxClassifier,
+        *,
+        hop_seconds: float = 0.1,
+        decision: DecisionConfig | None = None,
     ) -> None:
-        import torch
-
         self.classifier = classifier
         cfg = classifier.feature_config
         self.feature_config = cfg
@@ -123,8 +128,7 @@ class StreamingRecognizer:
         # frames are always the contiguous slice [head, head + n_frames).
         self._ring = np.empty((2 * self._n_frames, self._n_mels), dtype=np.float32)
         self._window_shape = (1, self._n_frames, self._n_mels)
-        with torch.inference_mode():
-            silence = classifier.log_mel.frames_numpy(np.zeros((1, self._n_fft), dtype=np.float32))
+        silence = classifier.log_mel.frames_numpy(np.zeros((1, self._n_fft), dtype=np.float32))
         self._silence_frame = np.asarray(silence[0], dtype=np.float32)
         self.reset()
 

@@ -200,3 +200,48 @@ def test_speechrnn_classify_runs_without_importing_torch(model_copy: Path, tmp_p
     expected = Classifier.from_file(model_copy, device="cpu", backend="torch")
     assert records["word.wav"]["label"] == expected.classify([str(wav)])[0].label
     assert [d["label"] for d in records["long.wav"]["detections"]] == ["tone"]
+
+
+def test_streaming_with_the_torch_free_classifier(model_copy: Path) -> None:
+    from speechrnn.streaming import StreamingRecognizer
+
+    load_classifier(model_copy, device="cpu")
+    lite = load_classifier(model_copy, device="cpu")
+    assert isinstance(lite, OnnxClassifier)
+    full = Classifier.from_file(model_copy, device="cpu", backend="torch")
+    rng = np.random.default_rng(8)
+    gap = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    audio = np.concatenate([gap, make_class_clip("buzz", rng), gap, make_class_clip("fall", rng), gap])
+    streamed = []
+    for classifier in (lite, full):
+        recognizer = StreamingRecognizer(classifier)
+        streamed.append([step for i in range(0, audio.shape[0], 1234)
+                         for step in recognizer.push_steps(audio[i : i + 1234])])
+    a, b = streamed
+    assert [s.time for s in a] == [s.time for s in b]
+    np.testing.assert_allclose(np.concatenate([s.frames for s in a]), np.concatenate([s.frames for s in b]), atol=1e-4)
+    np.testing.assert_allclose([s.probabilities for s in a], [s.probabilities for s in b], atol=1e-4)
+    assert [s.detection.label for s in a if s.detection] == [s.detection.label for s in b if s.detection] == [
+        "buzz", "fall"]
+
+
+def test_speechrnn_listen_runs_without_importing_torch(model_copy: Path, tmp_path: Path,
+                                                        repo_env: dict[str, str]) -> None:
+    import soundfile as sf
+
+    load_classifier(model_copy, device="cpu")
+    rng = np.random.default_rng(9)
+    wav = tmp_path / "said.wav"
+    gap = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    sf.write(wav, np.concatenate([gap, make_class_clip("rise", rng), gap]), SAMPLE_RATE)
+    script = (
+        "import json, sys\n"
+        "from speechrnn.listen import listen\n"
+        f"found = listen(model={str(model_copy)!r}, file={str(wav)!r}, fast=True, device='cpu', format='jsonl')\n"
+        "print(json.dumps({'labels': [d.label for d in found], 'torch': 'torch' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=repo_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *printed, last = [json.loads(line) for line in done.stdout.splitlines()]
+    assert last == {"labels": ["rise"], "torch": False}
+    assert [record["label"] for record in printed] == ["rise"]
