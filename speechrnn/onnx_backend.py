@@ -382,15 +382,24 @@ def store_onnx_bytes(
     return path
 
 
-def file_cache_key(model_file: bytes, *, int8: bool = False, opset: int = DEFAULT_OPSET) -> str:
+def file_cache_key(model_file: str | os.PathLike[str], *, int8: bool = False, opset: int = DEFAULT_OPSET) -> str:
     """A SHA-256 hex digest naming the cached export of a model file, from the file's bytes.
 
-    Covers the bytes, the speechrnn version (which validates and exports the file), the export
-    format version, the opset and the variant (float or int8). Computing it needs no torch.
+    Covers the bytes (read in blocks), the speechrnn version (which validates and exports the
+    file), the export format version, the opset and the variant (float or int8). Computing it
+    needs no torch.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
     """
     from speechrnn import __version__
 
-    digest = hashlib.sha256(model_file)
+    digest = hashlib.sha256()
+    with open(model_file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
     variant = "int8" if int8 else "float"
     digest.update(f"|speechrnn {__version__}|export {EXPORT_FORMAT_VERSION}|opset {opset}|{variant}".encode())
     return digest.hexdigest()

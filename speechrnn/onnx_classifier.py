@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -180,32 +179,30 @@ def load_classifier(
     choice = None
     if name == "cpu" or (name == "auto" and not gpu_possible()):
         choice = choose_backend(backend, gpu=False)
-    key = data = None
+    key = None
     if choice in ONNX_BACKENDS:
         try:
-            data = Path(path).read_bytes()
+            key = file_cache_key(path, int8=choice == "int8")
         except OSError:
-            data = None  # the PyTorch path reports it
-        if data:
-            key = file_cache_key(data, int8=choice == "int8")
-            cached = cached_file_export(key)
-            if cached is not None:
-                try:
-                    return OnnxClassifier(cached, backend=choice)
-                except OnnxError:
-                    pass  # an unreadable entry: load with PyTorch, which stores a fresh one
+            key = None  # the PyTorch path reports it
+        cached = None if key is None else cached_file_export(key)
+        if cached is not None:
+            try:
+                return OnnxClassifier(cached, backend=choice)
+            except OnnxError:
+                pass  # an unreadable entry: load with PyTorch, which stores a fresh one
     from speechrnn.inference import Classifier
 
     classifier = Classifier.from_file(path, device=device, backend=backend)
     exported = classifier.onnx_bytes
-    if key is not None and exported is not None and classifier.backend == choice and _unchanged(path, data):
+    if key is not None and exported is not None and classifier.backend == choice and _unchanged(path, key, choice):
         store_file_export(key, exported)
     return classifier
 
 
-def _unchanged(path: str | os.PathLike[str], data: bytes | None) -> bool:
-    """Whether the file still holds ``data`` (it was not replaced while it was being loaded)."""
+def _unchanged(path: str | os.PathLike[str], key: str, backend: str) -> bool:
+    """Whether the file still has the key it had before loading (it was not replaced meanwhile)."""
     try:
-        return data is not None and Path(path).read_bytes() == data
+        return file_cache_key(path, int8=backend == "int8") == key
     except OSError:
         return False
