@@ -79,7 +79,7 @@ class OnnxClassifier:
     backend : {"onnx", "int8"}
         Which export it is.
     threads : int
-        ONNX Runtime intra-op threads.
+        ONNX Runtime's intra-op threads, and numpy's BLAS threads while features are computed.
 
     Raises
     ------
@@ -104,7 +104,7 @@ class OnnxClassifier:
             raise OnnxError("not a speechrnn export (no labels in its metadata)")
         self.labels: tuple[str, ...] = tuple(str(label) for label in labels)
         #: The feature extractor (numpy); its ``frames_numpy`` serves :class:`~speechrnn.streaming.StreamingRecognizer`.
-        self.log_mel = LogMelNumpy(self.feature_config)
+        self.log_mel = LogMelNumpy(self.feature_config, threads=threads)
 
     @property
     def onnx_bytes(self) -> bytes:
@@ -112,19 +112,16 @@ class OnnxClassifier:
         return self._runner.model_bytes
 
     def use_threads(self, threads: int) -> int:
-        """Set the threads of ONNX Runtime and of numpy's BLAS (features); returns the previous count.
+        """Set the threads of ONNX Runtime and of the features' BLAS product; returns the previous count.
 
-        The BLAS limit is process-wide, as :func:`torch.set_num_threads` is. Worker processes
-        need it: two of them with BLAS's default thread per core ran 2-3x slower.
+        Unlike :func:`torch.set_num_threads`, nothing process-wide changes.
         """
-        from threadpoolctl import threadpool_limits
-
         previous = self._runner.threads
         threads = max(1, int(threads))
         if threads != previous:
             self._runner = OnnxRunner(self._runner.model_bytes, threads=threads,
                                       per_sequence=self._runner.per_sequence)
-        threadpool_limits(limits=threads, user_api="blas")
+        self.log_mel.threads = threads
         return previous
 
     def features(self, audio: np.ndarray) -> np.ndarray:

@@ -157,12 +157,20 @@ def test_threads_and_worker_processes(model_copy: Path, tmp_path: Path) -> None:
     load_classifier(model_copy, device="cpu")
     lite = load_classifier(model_copy, device="cpu")
     assert isinstance(lite, OnnxClassifier)
-    from threadpoolctl import threadpool_info, threadpool_limits
+    import pickle
 
-    with threadpool_limits(limits=None):  # put numpy's BLAS threads back afterwards
-        assert lite.use_threads(2) == 1 and lite.use_threads(1) == 2
-        # the features' BLAS follows: a worker process per core must not start a BLAS thread per core
-        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert lite.use_threads(2) == 1 and lite.log_mel.threads == 2
+    assert lite.use_threads(1) == 2 and lite.log_mel.threads == 1  # the features' BLAS follows
+    lite.features(clips(2))
+    assert blas_threads() == before  # limited only while the features are computed
+    copy = pickle.loads(pickle.dumps(lite))  # as sent to spawned worker processes
+    np.testing.assert_array_equal(copy.probabilities(clips(2)), lite.probabilities(clips(2)))
     paths = []
     for i, clip in enumerate(clips(10, seed=7)):
         paths.append(str(tmp_path / f"{i}.wav"))
