@@ -226,8 +226,8 @@ class LogMelNumpy:
     threads : int
         Threads of numpy's BLAS (the filterbank product) while this computes; the process's
         own setting is left alone. One by default: the product is small, and BLAS's default of a
-        thread per core made a clip 4x slower on a busy machine and two worker processes 2-3x
-        slower.
+        thread per core made one clip about 3x slower on a busy machine, and two worker processes
+        of ``speechrnn classify`` 2-3x slower (2026-11-30).
     """
 
     def __init__(self, config: FeatureConfig, *, threads: int = 1) -> None:
