@@ -271,15 +271,10 @@ class LogMelNumpy:
             raise ValueError(f"expected audio of shape (n,) or (batch, n), got {audio.shape}")
         if audio.shape[-1] < cfg.n_fft:
             raise ValueError(f"{audio.shape[-1]} samples is shorter than one frame ({cfg.n_fft})")
-        floor = np.float32(cfg.log_floor)
-        out = np.empty((audio.shape[0], cfg.frames_for(audio.shape[-1]), cfg.n_mels), dtype=np.float32)
-        with self._blas_limit():
-            for start in range(0, audio.shape[0], NUMPY_CHUNK):
-                chunk = audio[start : start + NUMPY_CHUNK]
-                frames = sliding_window_view(chunk, cfg.n_fft, axis=-1)[:, :: cfg.hop_length]
-                spec = np.fft.rfft(frames * self.window, n=cfg.n_fft, axis=-1)  # complex64
-                power = np.square(spec.real) + np.square(spec.imag)
-                np.log(power @ self.filterbank_t + floor, out=out[start : start + NUMPY_CHUNK])
+        frames = sliding_window_view(audio, cfg.n_fft, axis=-1)[:, :: cfg.hop_length]  # (batch, n_frames, n_fft)
+        out = np.empty((*frames.shape[:2], cfg.n_mels), dtype=np.float32)
+        for start in range(0, frames.shape[0], NUMPY_CHUNK):
+            out[start : start + NUMPY_CHUNK] = self.frames_numpy(frames[start : start + NUMPY_CHUNK])
         return out[0] if squeeze else out
 
     def frames_numpy(self, frames: np.ndarray) -> np.ndarray:
@@ -287,15 +282,16 @@ class LogMelNumpy:
 
         Parameters
         ----------
-        frames : np.ndarray, shape (n, n_fft)
-            Raw audio frames (not windowed).
+        frames : np.ndarray, shape (n, n_fft) or (batch, n, n_fft)
+            Raw audio frames (not windowed). A batch's clips are computed one matrix each, so a
+            clip's frames do not depend on the others in its batch.
 
         Returns
         -------
-        np.ndarray, shape (n, n_mels), float32
+        np.ndarray, shape (n, n_mels) or (batch, n, n_mels), float32
         """
         frames = np.asarray(frames, dtype=np.float32)
-        spec = np.fft.rfft(frames * self.window, n=self.config.n_fft, axis=-1)
+        spec = np.fft.rfft(frames * self.window, n=self.config.n_fft, axis=-1)  # complex64
         power = np.square(spec.real) + np.square(spec.imag)
         with self._blas_limit():
             mel = power @ self.filterbank_t

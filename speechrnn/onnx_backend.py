@@ -350,7 +350,11 @@ def cached_onnx_bytes(
     checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET, cache_dir: str | os.PathLike[str] | None = None
 ) -> bytes | None:
     """The cached export of this model (see :func:`store_onnx_bytes`), or None."""
-    path = _cache_path(checkpoint, opset, cache_dir)
+    return _read_cached(_cache_path(checkpoint, opset, cache_dir))
+
+
+def _read_cached(path: Path) -> bytes | None:
+    """A cache entry's bytes (None when missing, unreadable or empty), marked as most recently used."""
     try:
         data = path.read_bytes()
     except OSError:
@@ -373,7 +377,11 @@ def store_onnx_bytes(
 
     Best effort: returns None when the cache folder cannot be written.
     """
-    path = _cache_path(checkpoint, opset, cache_dir)
+    return _store_cached(_cache_path(checkpoint, opset, cache_dir), data)
+
+
+def _store_cached(path: Path, data: bytes) -> Path | None:
+    """Write a cache entry atomically and prune its folder to :data:`CACHE_KEEP`; None when it cannot be written."""
     try:
         _atomic_write_bytes(path, data)
         _prune(path.parent, CACHE_KEEP)
@@ -412,16 +420,7 @@ def _file_cache_path(key: str, cache_dir: str | os.PathLike[str] | None) -> Path
 
 def cached_file_export(key: str, *, cache_dir: str | os.PathLike[str] | None = None) -> bytes | None:
     """The export stored under a :func:`file_cache_key` (see :func:`store_file_export`), or None."""
-    path = _file_cache_path(key, cache_dir)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if not data:
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # most recently used: kept by _prune
-    return data
+    return _read_cached(_file_cache_path(key, cache_dir))
 
 
 def store_file_export(key: str, data: bytes, *, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -430,13 +429,7 @@ def store_file_export(key: str, data: bytes, *, cache_dir: str | os.PathLike[str
     Atomic and best effort like :func:`store_onnx_bytes`: returns None when the cache folder
     cannot be written.
     """
-    path = _file_cache_path(key, cache_dir)
-    try:
-        _atomic_write_bytes(path, data)
-        _prune(path.parent, CACHE_KEEP)
-    except OSError:
-        return None
-    return path
+    return _store_cached(_file_cache_path(key, cache_dir), data)
 
 
 def onnx_bytes_for(
