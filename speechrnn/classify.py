@@ -20,7 +20,8 @@ Every file :mod:`speechrnn.audio` reads (any sample rate, any channel count) is 
   strided views of the frame sequence.
 
 Files are processed in chunks (``--batch-size`` files): the clips of a chunk are decoded and go
-through the batched :class:`~speechrnn.features.LogMel` and the model together. Chunks run in
+through the batched log-mel (:class:`~speechrnn.features.LogMel`, or its numpy twin
+:class:`~speechrnn.features.LogMelNumpy` without PyTorch) and the model together. Chunks run in
 parallel in worker processes (``--workers``, one per CPU core by default) forked from the main
 process once it has loaded the model, each on one thread (``--threads``); the main process
 writes their records in order. Small jobs (up to 64 files) and GPU runs stay in one process,

@@ -21,8 +21,6 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,15 +28,25 @@ import torch
 
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.errors import DeviceError, SpeechRNNError
-from speechrnn.features import FeatureConfig, LogMel, fit_clip
+from speechrnn.features import FeatureConfig, LogMel
 from speechrnn.model import ModelConfig
 from speechrnn.onnx_backend import ONNX_BACKENDS, choose_backend
+from speechrnn.prediction import SILENCE, UNKNOWN, Prediction, clip_batch, predictions_from_probabilities
 
 if TYPE_CHECKING:
     from speechrnn.onnx_backend import OnnxRunner
 
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
+__all__ = [
+    "ONNX_MAX_BATCH",
+    "ONNX_TOLERANCE",
+    "SILENCE",
+    "UNKNOWN",
+    "Classifier",
+    "Prediction",
+    "predictions_from_probabilities",
+    "resolve_backend",
+    "resolve_device",
+]
 
 #: Largest batch the ONNX Runtime backend runs; larger batches go to PyTorch. Measured with
 #: benchmarks/bench_latency.py (2-core x86 CPU, one thread, the default LSTM model): ONNX Runtime
@@ -80,54 +88,6 @@ def resolve_backend(name: str, device: torch.device) -> str:
         An unknown name, or ``onnx``/``int8`` requested for a GPU.
     """
     return choose_backend(name, gpu=device.type != "cpu")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The scores for one clip.
-
-    Parameters
-    ----------
-    label : str
-        The most probable class.
-    score : float
-        Its probability, in [0, 1].
-    probabilities : tuple of float
-        Every class's probability, aligned with ``labels``.
-    labels : tuple of str
-    """
-
-    label: str
-    score: float
-    probabilities: tuple[float, ...]
-    labels: tuple[str, ...]
-
-    def top_k(self, k: int) -> list[tuple[str, float]]:
-        """The ``k`` most probable ``(label, probability)`` pairs, best first."""
-        order = np.argsort(self.probabilities)[::-1][:k]
-        return [(self.labels[i], float(self.probabilities[i])) for i in order]
-
-    def as_dict(self, *, top_k: int = 3) -> dict[str, Any]:
-        """JSON-compatible form: label, score and top-k."""
-        return {
-            "label": self.label,
-            "score": round(self.score, 6),
-            "top_k": [{"label": name, "score": round(p, 6)} for name, p in self.top_k(top_k)],
-        }
-
-
-def predictions_from_probabilities(probabilities: np.ndarray, labels: tuple[str, ...]) -> list[Prediction]:
-    """One :class:`Prediction` per row of ``probabilities`` (shape ``(batch, n_classes)``)."""
-    best = probabilities.argmax(axis=1)
-    return [
-        Prediction(
-            label=labels[int(i)],
-            score=float(row[int(i)]),
-            probabilities=tuple(float(p) for p in row),
-            labels=labels,
-        )
-        for row, i in zip(probabilities, best, strict=True)
-    ]
 
 
 class Classifier:
@@ -317,25 +277,5 @@ class Classifier:
         -------
         list of Prediction
         """
-        from speechrnn.audio import load_audio
-
-        cfg = self.feature_config
-        if isinstance(clips, np.ndarray) and clips.ndim == 1:
-            clips = [clips]
-        batch = []
-        for clip in clips:
-            if isinstance(clip, (str, os.PathLike)):
-                audio = load_audio(clip, sample_rate=cfg.sample_rate)
-                name = str(Path(clip))
-            else:
-                audio = np.asarray(clip, dtype=np.float32)
-                name = "clip"
-            if audio.shape[0] > cfg.clip_samples:
-                raise ValueError(
-                    f"{name}: {audio.shape[0] / cfg.sample_rate:.2f} s is longer than the model's "
-                    f"{cfg.clip_seconds:g} s clip; scan long audio instead of truncating it"
-                )
-            batch.append(fit_clip(audio, cfg.clip_samples))
-        if not batch:
-            return []
-        return predictions_from_probabilities(self.probabilities(np.stack(batch)), self.labels)
+        batch = clip_batch(clips, self.feature_config)
+        return predictions_from_probabilities(self.probabilities(batch), self.labels) if len(batch) else []

@@ -5,8 +5,9 @@ time a model file is loaded on the CPU with an ONNX backend, :func:`load_classif
 PyTorch (:class:`speechrnn.inference.Classifier`, which exports the model and checks the export
 against PyTorch), and stores that checked export under ``<onnx cache>/files``, named by
 :func:`speechrnn.onnx_backend.file_cache_key` of the file's bytes. Later loads of the same bytes
-need only numpy and ONNX Runtime: an :class:`OnnxClassifier`, whose labels and feature config come
-from the export's metadata, and whose features are :class:`speechrnn.features.LogMelNumpy`.
+need only numpy and ONNX Runtime. Either way it returns an :class:`OnnxClassifier` on that export,
+whose labels and feature config come from the export's metadata and whose features are
+:class:`speechrnn.features.LogMelNumpy`, so the first run and later ones give the same scores.
 
 Any other case takes the PyTorch path: a GPU or a machine where one may be present
 (``--device auto`` is resolved by PyTorch there), ``--backend torch``, ONNX not installed, a model
@@ -21,8 +22,11 @@ attribute              :class:`OnnxClassifier`                :class:`~.inferenc
 ``backend``            ``"onnx"`` or ``"int8"``               ``"torch"``, ``"onnx"``, ``"int8"``
 =====================  =====================================  ==============================
 
-Both have ``features``, ``probabilities``, ``probabilities_from_frames`` and ``use_threads``, which
-is what :mod:`speechrnn.classify` uses.
+Both have ``features``, ``probabilities``, ``probabilities_from_frames``, ``classify``,
+``use_threads`` and ``log_mel.frames_numpy``, which is what :mod:`speechrnn.classify`,
+:mod:`speechrnn.streaming` and :mod:`speechrnn.listen` use. Only the PyTorch classifier has the
+model itself (``model``, ``model_config``, ``summary``, ``checkpoint``): load with
+:class:`~speechrnn.inference.Classifier` for those.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,6 +49,7 @@ from speechrnn.onnx_backend import (
     file_cache_key,
     store_file_export,
 )
+from speechrnn.prediction import Prediction, clip_batch, predictions_from_probabilities
 
 if TYPE_CHECKING:
     from speechrnn.inference import Classifier
@@ -139,6 +145,21 @@ class OnnxClassifier:
         """Class probabilities, shape ``(batch, n_classes)``, for clips ``(batch, clip_samples)``."""
         return self.probabilities_from_frames(self.features(np.asarray(clips, dtype=np.float32)))
 
+    def classify(self, clips: Sequence[np.ndarray | str | os.PathLike[str]] | np.ndarray) -> list[Prediction]:
+        """Classify clips given as arrays or file paths, as :meth:`speechrnn.inference.Classifier.classify`.
+
+        Parameters
+        ----------
+        clips : sequence of (np.ndarray of shape (n_samples,) or path), or array (batch, n_samples)
+            Each at most the model's clip length (zero-padded at the end to it).
+
+        Returns
+        -------
+        list of Prediction
+        """
+        batch = clip_batch(clips, self.feature_config)
+        return predictions_from_probabilities(self.probabilities(batch), self.labels) if len(batch) else []
+
 
 def load_classifier(
     path: str | os.PathLike[str] | None = None,
@@ -159,9 +180,11 @@ def load_classifier(
     Returns
     -------
     OnnxClassifier or Classifier
-        An :class:`OnnxClassifier` when the file's export is cached and the model runs on the CPU
-        with an ONNX backend; otherwise a :class:`~speechrnn.inference.Classifier`, whose
-        export (when it has one) is then cached for the next load.
+        An :class:`OnnxClassifier` when the model runs on the CPU with an ONNX backend: from the
+        cached export without importing PyTorch, or (the first time) from the export PyTorch
+        has just made, checked and cached, so that the first and later runs compute the same
+        scores. Otherwise (``--backend torch``, a GPU or a machine that may have one, ONNX not
+        installed) a :class:`~speechrnn.inference.Classifier`.
 
     Raises
     ------
@@ -192,9 +215,12 @@ def load_classifier(
 
     classifier = Classifier.from_file(path, device=device, backend=backend)
     exported = classifier.onnx_bytes
-    if key is not None and exported is not None and classifier.backend == choice and _unchanged(path, key, choice):
+    if choice not in ONNX_BACKENDS or exported is None or classifier.backend != choice:
+        return classifier  # PyTorch runs it (asked for, a GPU, or no ONNX Runtime)
+    if key is not None and _unchanged(path, key, choice):
         store_file_export(key, exported)
-    return classifier
+    # the checked export, as later runs will load it: every run computes the same scores
+    return OnnxClassifier(exported, backend=choice)
 
 
 def _unchanged(path: str | os.PathLike[str], key: str, backend: str) -> bool:

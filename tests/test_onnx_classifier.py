@@ -46,24 +46,53 @@ def clips(n: int, seed: int = 0) -> np.ndarray:
     return np.stack([make_class_clip(names[i % len(names)], rng) for i in range(n)]).astype(np.float32)
 
 
-def test_the_second_load_needs_no_torch_and_answers_as_the_first(model_copy: Path, private_cache: Path) -> None:
+@pytest.fixture
+def torch_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The backends of every model load that went through PyTorch (``Classifier.from_file``), in order."""
+    loads: list[str] = []
+    real = Classifier.from_file.__func__
+
+    def counted(cls: type[Classifier], path: Path, **options: object) -> Classifier:
+        loaded = real(cls, path, **options)
+        loads.append(loaded.backend)
+        return loaded
+
+    monkeypatch.setattr(Classifier, "from_file", classmethod(counted))
+    return loads
+
+
+def test_the_second_load_needs_no_torch_and_answers_as_the_first(model_copy: Path, private_cache: Path,
+                                                                   torch_loads: list[str]) -> None:
     first = load_classifier(model_copy, device="cpu")
-    assert isinstance(first, Classifier) and first.backend == "onnx"
+    assert torch_loads == ["onnx"]  # exported and checked with PyTorch
+    assert isinstance(first, OnnxClassifier) and first.backend == "onnx"  # but it runs as later runs will
     assert len(list(private_cache.glob("*.onnx"))) == 1  # the checked export, named by the file's bytes
     second = load_classifier(model_copy, device="cpu")
+    assert torch_loads == ["onnx"]
     assert isinstance(second, OnnxClassifier) and second.backend == "onnx"
     assert second.labels == first.labels and second.feature_config == first.feature_config
     batch = clips(40)
+    np.testing.assert_array_equal(second.probabilities(batch), first.probabilities(batch))  # the same every run
     torch_path = Classifier.from_file(model_copy, device="cpu", backend="torch")
     expected = torch_path.probabilities(batch)
-    for classifier in (first, second):
-        np.testing.assert_allclose(classifier.probabilities(batch), expected, atol=1e-4)
-        np.testing.assert_allclose(classifier.probabilities(batch[:1]), expected[:1], atol=1e-4)
+    np.testing.assert_allclose(second.probabilities(batch), expected, atol=1e-4)
+    np.testing.assert_allclose(second.probabilities(batch[:1]), expected[:1], atol=1e-4)
     assert (second.probabilities(batch).argmax(1) == expected.argmax(1)).all()
+    # classify() on arrays and files, as the PyTorch classifier's
+    import soundfile as sf
+
+    wav = model_copy.parent / "clip.wav"
+    sf.write(wav, batch[3], SAMPLE_RATE)
+    given = [batch[0], str(wav), batch[5][:9000]]
+    assert [p.label for p in second.classify(given)] == [p.label for p in torch_path.classify(given)]
+    np.testing.assert_allclose([p.score for p in second.classify(given)], [p.score for p in torch_path.classify(given)],
+                               atol=1e-4)
+    with pytest.raises(ValueError, match="longer than the model's"):
+        second.classify([np.zeros(SAMPLE_RATE + 1, dtype=np.float32)])
+    assert second.classify([]) == []
 
 
 def test_features_equal_the_torch_classifiers(model_copy: Path) -> None:
-    load_classifier(model_copy, device="cpu")
     lite = load_classifier(model_copy, device="cpu")
     full = Classifier.from_file(model_copy, device="cpu", backend="torch")
     audio = clips(3, seed=4)
@@ -72,7 +101,6 @@ def test_features_equal_the_torch_classifiers(model_copy: Path) -> None:
 
 
 def test_long_recordings_scan_to_the_same_detections(model_copy: Path) -> None:
-    load_classifier(model_copy, device="cpu")
     lite = load_classifier(model_copy, device="cpu")
     full = Classifier.from_file(model_copy, device="cpu", backend="torch")
     rng = np.random.default_rng(3)
@@ -88,39 +116,59 @@ def test_long_recordings_scan_to_the_same_detections(model_copy: Path) -> None:
     np.testing.assert_allclose([d.time for d in a.detections], [d.time for d in b.detections])
 
 
-def test_a_changed_file_is_loaded_with_torch_again(model_copy: Path) -> None:
+def test_a_changed_file_is_loaded_with_torch_again(model_copy: Path, torch_loads: list[str]) -> None:
     import torch
 
     from speechrnn.checkpoint import load_checkpoint, save_checkpoint
 
-    load_classifier(model_copy, device="cpu")
     before = load_classifier(model_copy, device="cpu")
-    assert isinstance(before, OnnxClassifier)
+    load_classifier(model_copy, device="cpu")
+    assert torch_loads == ["onnx"]
     checkpoint = load_checkpoint(model_copy)
     model = checkpoint.build_model(device="cpu")
     with torch.no_grad():
         model.head[-1].bias += torch.linspace(-2.0, 2.0, len(checkpoint.labels))  # other answers
     save_checkpoint(model_copy, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels)
     reloaded = load_classifier(model_copy, device="cpu")
-    assert isinstance(reloaded, Classifier)  # a new file: its export is made and checked first
+    assert torch_loads == ["onnx", "onnx"]  # a new file: its export is made and checked first
     lite = load_classifier(model_copy, device="cpu")
-    assert isinstance(lite, OnnxClassifier)
+    assert torch_loads == ["onnx", "onnx"] and isinstance(lite, OnnxClassifier)
     batch = clips(6)
-    np.testing.assert_allclose(lite.probabilities(batch), reloaded.probabilities(batch), atol=1e-4)
+    expected = Classifier.from_file(model_copy, device="cpu", backend="torch").probabilities(batch)
+    np.testing.assert_allclose(lite.probabilities(batch), expected, atol=1e-4)
+    np.testing.assert_array_equal(lite.probabilities(batch), reloaded.probabilities(batch))
     assert np.abs(lite.probabilities(batch) - before.probabilities(batch)).max() > 0.01
 
 
-def test_an_unreadable_cache_entry_is_replaced(model_copy: Path, private_cache: Path) -> None:
+def test_a_file_replaced_while_loading_stores_no_export(model_copy: Path, private_cache: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Classifier.from_file.__func__
+
+    def replaced_meanwhile(cls: type[Classifier], path: Path, **options: object) -> Classifier:
+        loaded = real(cls, path, **options)
+        Path(path).write_bytes(Path(path).read_bytes() + b"\0")  # another file now, under the same name
+        return loaded
+
+    monkeypatch.setattr(Classifier, "from_file", classmethod(replaced_meanwhile))
+    assert isinstance(load_classifier(model_copy, device="cpu"), OnnxClassifier)
+    assert not list(private_cache.glob("*.onnx"))  # the export belongs to bytes no longer there
+
+
+def test_an_unreadable_cache_entry_is_replaced(model_copy: Path, private_cache: Path,
+                                               torch_loads: list[str]) -> None:
     load_classifier(model_copy, device="cpu")
     (entry,) = private_cache.glob("*.onnx")
     entry.write_bytes(b"not an onnx graph")
-    assert isinstance(load_classifier(model_copy, device="cpu"), Classifier)
     assert isinstance(load_classifier(model_copy, device="cpu"), OnnxClassifier)
+    assert torch_loads == ["onnx", "onnx"]  # made again with PyTorch
+    load_classifier(model_copy, device="cpu")
+    assert torch_loads == ["onnx", "onnx"]
 
 
 def test_torch_is_used_where_asked_or_where_a_gpu_may_be(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_classifier(model_copy, device="cpu")
-    assert isinstance(load_classifier(model_copy, device="cpu", backend="torch"), Classifier)
+    full = load_classifier(model_copy, device="cpu", backend="torch")
+    assert isinstance(full, Classifier) and full.backend == "torch"
     monkeypatch.setenv("SPEECHRNN_BACKEND", "torch")
     assert isinstance(load_classifier(model_copy, device="cpu"), Classifier)
     monkeypatch.delenv("SPEECHRNN_BACKEND")
@@ -129,14 +177,17 @@ def test_torch_is_used_where_asked_or_where_a_gpu_may_be(model_copy: Path, monke
     assert isinstance(load_classifier(model_copy, device="auto"), Classifier)  # only torch can tell
 
 
-def test_int8_has_its_own_entry(model_copy: Path) -> None:
-    full = load_classifier(model_copy, device="cpu", backend="int8")
-    assert isinstance(full, Classifier) and full.backend == "int8"
-    assert isinstance(load_classifier(model_copy, device="cpu"), Classifier)  # the float export is another entry
+def test_int8_has_its_own_entry(model_copy: Path, torch_loads: list[str]) -> None:
+    first = load_classifier(model_copy, device="cpu", backend="int8")
+    assert isinstance(first, OnnxClassifier) and first.backend == "int8" and torch_loads == ["int8"]
+    load_classifier(model_copy, device="cpu")
+    assert torch_loads == ["int8", "onnx"]  # the float export is another entry
     lite = load_classifier(model_copy, device="cpu", backend="int8")
-    assert isinstance(lite, OnnxClassifier) and lite.backend == "int8"
+    assert isinstance(lite, OnnxClassifier) and lite.backend == "int8" and torch_loads == ["int8", "onnx"]
     batch = clips(12)
-    np.testing.assert_allclose(lite.probabilities(batch), full.probabilities(batch), atol=1e-5)
+    np.testing.assert_array_equal(lite.probabilities(batch), first.probabilities(batch))
+    full = Classifier.from_file(model_copy, device="cpu", backend="int8")
+    assert (lite.probabilities(batch).argmax(1) == full.probabilities(batch).argmax(1)).all()
 
 
 def test_gpu_possible_reads_the_driver_device_files(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,6 +232,29 @@ def test_threads_and_worker_processes(model_copy: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose([r.score for r in forked], [r.score for r in alone], atol=1e-6)
     expected = Classifier.from_file(model_copy, device="cpu", backend="torch").classify(paths)
     assert [r.label for r in alone] == [p.label for p in expected]
+
+
+def test_in_process_classification_puts_numpy_blas_threads_back(model_copy: Path, tmp_path: Path) -> None:
+    """``threads`` with ``workers=0`` is restored afterwards: numpy's BLAS limit too, not only ONNX Runtime's."""
+    import soundfile as sf
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("numpy's BLAS is not one threadpoolctl controls")
+    load_classifier(model_copy, device="cpu")
+    lite = load_classifier(model_copy, device="cpu")
+    assert isinstance(lite, OnnxClassifier)
+    path = tmp_path / "word.wav"
+    sf.write(path, clips(1, seed=3)[0], SAMPLE_RATE)
+    for threads in (1, 2):
+        with threadpool_limits(limits=3, user_api="blas"):  # the caller's setting (put back for later tests)
+            (record,) = iter_classify([str(path)], classifier=lite, workers=0, threads=threads)
+            assert record.error is None
+            assert blas_threads() == {3}, f"threads={threads} left numpy's BLAS limited"
+    assert lite.use_threads(1) == 1  # ONNX Runtime's count is put back too
 
 
 def test_speechrnn_classify_runs_without_importing_torch(model_copy: Path, tmp_path: Path,
