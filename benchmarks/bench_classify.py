@@ -12,6 +12,9 @@ Times, on this machine:
 
 The two alternate (command, loop, command, loop, ...) so that both see the same load on a shared
 machine; the speed-up is reported best-vs-best, median-vs-median and in CPU time per clip.
+Before them, one checked run (every file gets a record, none fails) and one more with
+``--backend torch``, whose labels and scores are compared with the default path's (on the CPU:
+ONNX Runtime without PyTorch, :mod:`speechrnn.onnx_classifier`).
 
 The folder (real Speech Commands clips converted to WAV) is built once outside the repository by
 :mod:`make_folder`. Without ``--model`` (or when the default model is not trained yet) the model is
@@ -85,6 +88,25 @@ def time_command(argv: list[str]) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": cpu, "status": done.returncode}
 
 
+def compare_with_torch(command: list[str], rows: list[dict[str, str]], out: Path) -> dict[str, float]:
+    """Run the command once more with ``--backend torch`` (PyTorch runs everything) and compare the records.
+
+    The default run on the CPU is ONNX Runtime, without PyTorch once the model's export is cached
+    (:mod:`speechrnn.onnx_classifier`); its labels should be PyTorch's, its scores equal within ~1e-5.
+    """
+    at = command.index("--output")
+    time_command([*command[:at], "--output", str(out), *command[at + 2 :], "--backend", "torch"])
+    with out.open(encoding="utf-8") as handle:
+        reference = list(csv.DictReader(handle))
+    if [r["path"] for r in reference] != [r["path"] for r in rows]:
+        raise SystemExit("--backend torch gave records for other files")
+    return {
+        "label_differences": sum(a["label"] != b["label"] for a, b in zip(rows, reference, strict=True)),
+        "max_score_difference": max(abs(float(a["score"]) - float(b["score"]))
+                                    for a, b in zip(rows, reference, strict=True)),
+    }
+
+
 def plain_loop(files: list[str], model_path: Path) -> dict[str, float]:
     """The baseline: librosa.load, librosa log-mel, the model at batch 1, one file at a time."""
     import librosa
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = [r for r in rows if r["error"]]
     if len(rows) != len(files) or errors:
         raise SystemExit(f"check run: {len(rows)} records for {len(files)} files, {len(errors)} errors")
+    agreement = compare_with_torch(command, rows, cache / "check_torch.csv")
     # command runs and plain-loop runs alternate, so both see the same machine load
     subset = files[:: max(1, len(files) // args.loop_files)][: args.loop_files]
     runs, loops = [], []
@@ -169,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                     "processor": platform.processor()},
         "runs": runs,
         "check_run": run,
+        "torch_backend_agreement": agreement,
         "best_clips_per_s": len(files) / best,
         "median_clips_per_s": len(files) / median,
         "cpu_s_per_clip_median": statistics.median(r["cpu_s"] for r in runs) / len(files),
@@ -193,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, lp in enumerate(loops, 1):
         print(f"{'plain loop run ' + str(i) + ' (' + str(lp['files']) + ' files)':28}{lp['wall_s']:>10.2f}"
               f"{lp['clips_per_s']:>12.0f}{lp['cpu_s']:>10.2f}")
+    print(f"--backend torch on the same files: {agreement['label_differences']} labels differ, "
+          f"scores within {agreement['max_score_difference']:.1g}")
     print(f"speed-up over the plain loop: {summary['speedup_best']:.1f}x best vs best, "
           f"{summary['speedup_median']:.1f}x median vs median, {summary['speedup_cpu_time']:.1f}x in CPU time per clip")
     print(f"results: {args.output}")
