@@ -223,3 +223,23 @@ def test_bench_teach_word_says_in_one_line_what_is_missing(tmp_path: Path, repo_
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr[-2000:]
     assert done.stderr.startswith("bench_teach_word: error: espeak-ng is not on the PATH")
     assert not out.exists()
+
+
+def test_bench_startup_times_three_ways_and_checks_the_torch_free_one(synthetic_model: Path, tmp_path: Path,
+                                                                       repo_env: dict[str, str]) -> None:
+    import numpy as np
+    import soundfile as sf
+    from synthetic import SAMPLE_RATE, make_class_clip
+
+    wav = tmp_path / "word.wav"
+    sf.write(wav, make_class_clip("tone", np.random.default_rng(0)), SAMPLE_RATE)
+    out = tmp_path / "startup.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_startup.py"), "--model", str(synthetic_model),
+                           "--file", str(wav), "--rounds", "1", "--out", str(out)],
+                          env=repo_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result["seconds"]) == {"first run", "later runs", "--backend torch"}
+    assert all(len(times) == 1 and times[0] > 0 for times in result["seconds"].values())
+    assert result["later_runs_without_torch"] is True  # the point of the cached export
+    assert "label tone" in done.stdout
