@@ -106,3 +106,28 @@ def test_cli_out_in_an_unwritable_place_is_one_line(tmp_path: Path, capsys: pyte
     assert blocker.read_text() == "x"
     status = main([str(tmp_path / "best.pt"), "--data", str(tmp_path), "--out", str(tmp_path), "--quiet"])
     assert status == 1 and "is a folder" in capsys.readouterr().err
+
+
+def test_failed_release_leaves_the_docs_as_they_were(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Evaluation outputs already written when a later step fails do not replace the previous release's."""
+    import training.robustness
+    from speechrnn.errors import SpeechRNNError
+
+    root = tmp_path / "speech_commands"
+    write_speech_commands_tree(root, per_word=6, rng=np.random.default_rng(0), noise_seconds=2.0)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "m_eval.json").write_text("the report of the model released before\n")
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise SpeechRNNError("robustness sets: espeak-ng failed")
+
+    monkeypatch.setattr(training.robustness, "run_robustness", fails)  # after the test split was evaluated
+    out = tmp_path / "release.pt"
+    status = main([str(tiny_model(tmp_path / "best.pt")), "--data", str(root), "--out", str(out),
+                   "--docs", str(docs), "--name", "m", "--quiet"])  # fmt: skip
+    assert status == 1 and "espeak-ng failed" in capsys.readouterr().err
+    assert [p.name for p in docs.iterdir()] == ["m_eval.json"]  # no new outputs, no temporary folder
+    assert (docs / "m_eval.json").read_text() == "the report of the model released before\n"
+    assert not out.exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -131,15 +132,27 @@ def release(
         raise SpeechRNNError(f"{out}: cannot write the release file there: {exc.strerror or exc}") from exc
     os.close(fd)
     staged = Path(name_tmp)
+    # the evaluation outputs too are written into a temporary folder inside docs and moved in at
+    # the end: a failed run leaves the docs of the model released before as they were
+    made_docs: list[Path] = []
+    staged_docs: Path | None = None
     try:
+        made_docs = make_folders(docs, name=str(docs), doing="cannot write the evaluation outputs there")
+        staged_docs = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".release.tmp", dir=docs))
         summary = _measure_and_write(
-            staged, checkpoint, shown=out, data_dir=data_dir, docs=docs, name=name, weights_dtype=weights_dtype,
-            progress=progress, oov_per_word=oov_per_word, silence_count=silence_count,
+            staged, checkpoint, shown=out, data_dir=data_dir, docs=staged_docs, name=name,
+            weights_dtype=weights_dtype, progress=progress, oov_per_word=oov_per_word, silence_count=silence_count,
             robustness_cache=robustness_cache,
         )  # fmt: skip
+        for item in sorted(staged_docs.iterdir()):
+            os.replace(item, docs / item.name)
+        staged_docs.rmdir()
         os.replace(staged, out)
     except BaseException:
         staged.unlink(missing_ok=True)
+        if staged_docs is not None:
+            shutil.rmtree(staged_docs, ignore_errors=True)
+        remove_empty(made_docs)
         remove_empty(made)  # the folders made for out, if still empty
         raise
     summary["file_bytes"] = out.stat().st_size
