@@ -79,6 +79,7 @@ __all__ = [
     "read_metadata",
     "store_file_export",
     "store_onnx_bytes",
+    "with_metadata",
 ]
 
 DEFAULT_OPSET = 17
@@ -100,6 +101,8 @@ ONNX_BACKENDS: tuple[str, ...] = ("onnx", "int8")
 #: Sub-folder of the cache with exports named by a model *file's* bytes (:func:`file_cache_key`), which
 #: :mod:`speechrnn.onnx_classifier` reads without importing torch.
 FILE_CACHE_FOLDER = "files"
+#: Metadata entry of a file-keyed export holding its :func:`file_cache_key`, checked when it is loaded.
+FILE_KEY_ENTRY = "model_file_key"
 #: Graph operators whose weights :func:`quantize_int8` stores as int8 (others stay float32).
 INT8_OPERATORS: tuple[str, ...] = ("LSTM", "GRU", "MatMul", "Gemm")
 
@@ -464,6 +467,30 @@ def onnx_bytes_for(
     if use_cache:
         store_onnx_bytes(checkpoint, data, opset=opset, cache_dir=cache_dir)
     return data
+
+
+def with_metadata(model_bytes: bytes, entries: dict[str, str]) -> bytes:
+    """An export with metadata entries added (or replaced); needs the ``onnx`` package.
+
+    Raises
+    ------
+    OnnxError
+        ``onnx`` is not installed, or the bytes are not an ONNX model.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxError(f"writing ONNX metadata needs the onnx package: {INSTALL_HINT}") from None
+    try:
+        proto = onnx.load_from_string(model_bytes)
+    except Exception as exc:  # protobuf's decode errors have no common public base
+        raise OnnxError(f"not an ONNX model ({type(exc).__name__})") from None
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in entries]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *entries.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
 
 
 def quantize_int8(model_bytes: bytes) -> bytes:

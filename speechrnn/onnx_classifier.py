@@ -11,7 +11,8 @@ whose labels and feature config come from the export's metadata and whose featur
 
 Any other case takes the PyTorch path: a GPU or a machine where one may be present
 (``--device auto`` is resolved by PyTorch there), ``--backend torch``, ONNX not installed, a model
-file not seen before or changed since, or a cache entry ONNX Runtime cannot load.
+file not seen before or changed since, or a cache entry ONNX Runtime cannot load or that was not
+stored for this file (each stored export carries its file's key in its metadata).
 
 =====================  =====================================  ==============================
 attribute              :class:`OnnxClassifier`                :class:`~.inference.Classifier`
@@ -31,6 +32,7 @@ model itself (``model``, ``model_config``, ``summary``, ``checkpoint``): load wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -41,6 +43,7 @@ import numpy as np
 
 from speechrnn.features import FeatureConfig, LogMelNumpy
 from speechrnn.onnx_backend import (
+    FILE_KEY_ENTRY,
     ONNX_BACKENDS,
     OnnxError,
     OnnxRunner,
@@ -48,6 +51,7 @@ from speechrnn.onnx_backend import (
     choose_backend,
     file_cache_key,
     store_file_export,
+    with_metadata,
 )
 from speechrnn.prediction import Prediction, clip_batch, predictions_from_probabilities
 
@@ -109,6 +113,8 @@ class OnnxClassifier:
         if not isinstance(labels, list) or not labels:
             raise OnnxError("not a speechrnn export (no labels in its metadata)")
         self.labels: tuple[str, ...] = tuple(str(label) for label in labels)
+        #: The :func:`~speechrnn.onnx_backend.file_cache_key` of the model file it was stored for, if any.
+        self.file_key: str | None = meta.get(FILE_KEY_ENTRY)
         #: The feature extractor (numpy); its ``frames_numpy`` serves :class:`~speechrnn.streaming.StreamingRecognizer`.
         self.log_mel = LogMelNumpy(self.feature_config, threads=threads)
 
@@ -208,17 +214,22 @@ def load_classifier(
         cached = None if key is None else cached_file_export(key)
         if cached is not None:
             try:
-                return OnnxClassifier(cached, backend=choice)
+                lite = OnnxClassifier(cached, backend=choice)
             except OnnxError:
-                pass  # an unreadable entry: load with PyTorch, which stores a fresh one
+                lite = None  # an unreadable entry: load with PyTorch, which stores a fresh one
+            if lite is not None and lite.file_key == key:  # not another model's export under this name
+                return lite
     from speechrnn.inference import Classifier
 
     classifier = Classifier.from_file(path, device=device, backend=backend)
     exported = classifier.onnx_bytes
     if choice not in ONNX_BACKENDS or exported is None or classifier.backend != choice:
         return classifier  # PyTorch runs it (asked for, a GPU, or no ONNX Runtime)
-    if key is not None and _unchanged(path, key, choice):
-        store_file_export(key, exported)
+    if key is not None:
+        with contextlib.suppress(OnnxError):
+            exported = with_metadata(exported, {FILE_KEY_ENTRY: key})
+        if _unchanged(path, key, choice):
+            store_file_export(key, exported)
     # the checked export, as later runs will load it: every run computes the same scores
     return OnnxClassifier(exported, backend=choice)
 

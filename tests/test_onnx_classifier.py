@@ -165,6 +165,33 @@ def test_an_unreadable_cache_entry_is_replaced(model_copy: Path, private_cache: 
     assert torch_loads == ["onnx", "onnx"]
 
 
+def test_another_models_export_under_this_files_name_is_not_used(model_copy: Path, tmp_path: Path,
+                                                                   private_cache: Path, torch_loads: list[str]) -> None:
+    import torch
+
+    from speechrnn.checkpoint import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(model_copy)
+    model = checkpoint.build_model(device="cpu")
+    with torch.no_grad():
+        model.head[-1].bias += torch.linspace(-2.0, 2.0, len(checkpoint.labels))
+    other = save_checkpoint(tmp_path / "other.pt", model=model, feature_config=checkpoint.feature_config,
+                            labels=checkpoint.labels)
+    right = load_classifier(model_copy, device="cpu")
+    (entry,) = private_cache.glob("*.onnx")
+    wrong = load_classifier(other, device="cpu")
+    (other_entry,) = set(private_cache.glob("*.onnx")) - {entry}
+    entry.write_bytes(other_entry.read_bytes())  # a valid export, of the other model
+    assert torch_loads == ["onnx", "onnx"]
+    again = load_classifier(model_copy, device="cpu")
+    assert torch_loads == ["onnx", "onnx", "onnx"]  # refused: exported again with PyTorch
+    batch = clips(6)
+    np.testing.assert_array_equal(again.probabilities(batch), right.probabilities(batch))
+    assert np.abs(again.probabilities(batch) - wrong.probabilities(batch)).max() > 0.01
+    load_classifier(model_copy, device="cpu")
+    assert torch_loads == ["onnx", "onnx", "onnx"]  # and the entry is right again
+
+
 def test_torch_is_used_where_asked_or_where_a_gpu_may_be(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_classifier(model_copy, device="cpu")
     full = load_classifier(model_copy, device="cpu", backend="torch")
