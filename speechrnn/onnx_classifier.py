@@ -32,7 +32,6 @@ model itself (``model``, ``model_config``, ``summary``, ``checkpoint``): load wi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -226,10 +225,13 @@ def load_classifier(
     if choice not in ONNX_BACKENDS or exported is None or classifier.backend != choice:
         return classifier  # PyTorch runs it (asked for, a GPU, or no ONNX Runtime)
     if key is not None:
-        with contextlib.suppress(OnnxError):
+        try:
             exported = with_metadata(exported, {FILE_KEY_ENTRY: key})
-        if _unchanged(path, key, choice):
-            store_file_export(key, exported)
+        except OnnxError:
+            pass  # no onnx package to write the key: an entry without it would never be used, so none is stored
+        else:
+            if _unchanged(path, key, choice):
+                store_file_export(key, exported)
     # the checked export, as later runs will load it: every run computes the same scores
     return OnnxClassifier(exported, backend=choice)
 

@@ -154,6 +154,21 @@ def test_a_file_replaced_while_loading_stores_no_export(model_copy: Path, privat
     assert not list(private_cache.glob("*.onnx"))  # the export belongs to bytes no longer there
 
 
+def test_no_entry_is_stored_when_the_file_key_cannot_be_written(model_copy: Path, private_cache: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the onnx package the key cannot go into the metadata, and an entry without it is never used."""
+    from speechrnn.onnx_backend import OnnxError
+
+    def no_onnx(model_bytes: bytes, entries: dict[str, str]) -> bytes:
+        raise OnnxError("writing ONNX metadata needs the onnx package")
+
+    monkeypatch.setattr(onnx_classifier, "with_metadata", no_onnx)
+    loaded = load_classifier(model_copy, device="cpu")
+    assert isinstance(loaded, OnnxClassifier) and loaded.file_key is None
+    assert len(loaded.classify(clips(2))) == 2
+    assert not list(private_cache.glob("*.onnx"))  # nothing stored that a later run would refuse
+
+
 def test_an_unreadable_cache_entry_is_replaced(model_copy: Path, private_cache: Path,
                                                torch_loads: list[str]) -> None:
     load_classifier(model_copy, device="cpu")
