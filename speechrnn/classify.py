@@ -476,11 +476,6 @@ def _stop_pool(executor: Executor, *, now: bool) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _clip_probabilities(classifier: AnyClassifier, clips: np.ndarray) -> np.ndarray:
-    """Class probabilities for clips of exactly the clip length, shape ``(n, n_classes)``."""
-    return classifier.probabilities(clips)
-
-
 def _top_k(probabilities: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[tuple[str, float], ...]:
     order = np.argsort(-probabilities, kind="stable")[:k]
     return tuple((labels[i], float(probabilities[i])) for i in order)
@@ -789,7 +784,7 @@ def _iter_chunk(classifier: AnyClassifier, paths: list[str], options: _ChunkOpti
     labels = tuple(classifier.labels)
     max_samples = round(options.clip_max_seconds * cfg.sample_rate)
     clips, entries = _decode_chunk(paths, cfg.sample_rate, cfg.clip_samples, max_samples)
-    probabilities = _clip_probabilities(classifier, clips) if clips.shape[0] else None
+    probabilities = classifier.probabilities(clips) if clips.shape[0] else None
     row = 0
     for path, (kind, value) in zip(paths, entries, strict=True):
         if kind == "clip":

@@ -422,21 +422,19 @@ def test_bad_model_is_a_usage_error(tmp_path) -> None:
 
 
 def test_interrupt_writes_what_was_finished(classifier, tmp_path, monkeypatch) -> None:
-    import speechrnn.classify as classify
-
     rng = np.random.default_rng(4)
     for i in range(6):
         write_wav(tmp_path / "clips" / f"{i}.wav", make_class_clip("rise", rng))
-    real = classify._clip_probabilities
+    real = classifier.probabilities
     calls = []
 
-    def interrupted_on_second_batch(clf, clips):
+    def interrupted_on_second_batch(clips):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(clf, clips)
+        return real(clips)
 
-    monkeypatch.setattr(classify, "_clip_probabilities", interrupted_on_second_batch)
+    monkeypatch.setattr(classifier, "probabilities", interrupted_on_second_batch)
     status, text, err = run(classifier, [tmp_path / "clips"], tmp_path, "json", batch_size=2)
     assert status == 130 and "interrupted after 2 of 6" in err
     assert [Path(r["path"]).name for r in json.loads(text)] == ["0.wav", "1.wav"]

@@ -1013,13 +1013,19 @@ class OpenInputs:
         return Counted(self.audio, sample_rate=sample_rate, realtime=True, loop=True)
 
 
-def test_teaching_opens_the_input_only_after_listening_has_closed_it(qtbot, settings, synthetic_model, command_audio,
-                                                                     tmp_path, monkeypatch) -> None:
-    """The dialog opened its input right after asking listening to stop, while listening still had it open."""
+def teach_window(qtbot, settings, synthetic_model, command_audio, tmp_path,
+                 monkeypatch) -> tuple[MainWindow, OpenInputs]:
+    """A window whose inputs are counted (:class:`OpenInputs`), the teach dialog available, a private data dir."""
     pytest.importorskip("gui.teach")
     monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
     inputs = OpenInputs(command_audio)
-    window = make_window(qtbot, settings, synthetic_model, source_factory=inputs)
+    return make_window(qtbot, settings, synthetic_model, source_factory=inputs), inputs
+
+
+def test_teaching_opens_the_input_only_after_listening_has_closed_it(qtbot, settings, synthetic_model, command_audio,
+                                                                     tmp_path, monkeypatch) -> None:
+    """The dialog opened its input right after asking listening to stop, while listening still had it open."""
+    window, inputs = teach_window(qtbot, settings, synthetic_model, command_audio, tmp_path, monkeypatch)
     window.start_listening()
     qtbot.waitUntil(lambda: window.spectrogram.frames_received > 0, timeout=10000)
     dialog = window.open_teach_dialog()
@@ -1038,10 +1044,7 @@ def test_teaching_opens_the_input_only_after_listening_has_closed_it(qtbot, sett
 
 def test_teaching_cancels_a_recording_that_has_the_input(qtbot, settings, synthetic_model, command_audio,
                                                          tmp_path, monkeypatch) -> None:
-    pytest.importorskip("gui.teach")
-    monkeypatch.setenv("SPEECHRNN_DATA_DIR", str(tmp_path / "user"))
-    inputs = OpenInputs(command_audio)
-    window = make_window(qtbot, settings, synthetic_model, source_factory=inputs)
+    window, inputs = teach_window(qtbot, settings, synthetic_model, command_audio, tmp_path, monkeypatch)
     window.record_folder.setText(str(tmp_path / "recordings"))
     window.record_seconds.setValue(5.0)
     assert window.record_clip()
