@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     from speechrnn.decisions import DecisionConfig
     from speechrnn.inference import Classifier
     from speechrnn.microphone import InputDevice
+    from speechrnn.onnx_classifier import OnnxClassifier
 
 SETTINGS_ORGANIZATION = "speechrnn"
 SETTINGS_APPLICATION = "speechrnn-gui"
@@ -117,7 +118,11 @@ def default_device_lister(refresh: bool) -> list[InputDevice]:
 
 
 def cuda_available() -> bool:
-    """Whether PyTorch can use a CUDA GPU here."""
+    """Whether PyTorch can use a CUDA GPU here (False without importing it where no GPU driver is loaded)."""
+    from speechrnn.onnx_classifier import gpu_possible
+
+    if not gpu_possible():
+        return False
     import torch
 
     return bool(torch.cuda.is_available())
@@ -701,7 +706,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ properties
 
     @property
-    def classifier(self) -> Classifier | None:
+    def classifier(self) -> Classifier | OnnxClassifier | None:
         """The loaded model, or None."""
         return self._model.classifier if self._model is not None else None
 
@@ -998,7 +1003,7 @@ class MainWindow(QMainWindow):
             self.compute_combo.setToolTip("Where the model runs")
             gpu.setToolTip("")
         else:
-            reason = "GPU unavailable: PyTorch finds no CUDA GPU on this machine (torch.cuda.is_available() is False)"
+            reason = "GPU unavailable: no CUDA GPU here (no GPU driver, or torch.cuda.is_available() is False)"
             gpu.setToolTip(reason)
             self.compute_combo.setToolTip(reason)
             self.gpu_note.setToolTip(reason)

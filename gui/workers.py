@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from speechrnn.decisions import DecisionConfig
     from speechrnn.inference import Classifier
     from speechrnn.microphone import AudioSource
+    from speechrnn.onnx_classifier import OnnxClassifier
     from speechrnn.streaming import StreamingRecognizer, StreamStep
 
 #: ``source_factory(device, sample_rate)``: opens the audio source to listen to. ``device`` is
@@ -109,7 +110,7 @@ class ListenWorker(QObject):
         ``source_factory(device, sample_rate) -> AudioSource``; called on the worker thread.
     device : str, int or None
         Passed to ``source_factory``.
-    classifier : Classifier
+    classifier : Classifier or OnnxClassifier
         The loaded model.
     decision : DecisionConfig
         Threshold and smoothing.
@@ -138,7 +139,8 @@ class ListenWorker(QObject):
     failed = Signal(str)
     finished = Signal(str)
 
-    def __init__(self, *, source_factory: SourceFactory, device: str | int | None, classifier: Classifier,
+    def __init__(self, *, source_factory: SourceFactory, device: str | int | None,
+                 classifier: Classifier | OnnxClassifier,
                  decision: DecisionConfig, hop_seconds: float = 0.1, read_timeout: float = 0.05) -> None:
         super().__init__()
         self._factory = source_factory
@@ -150,7 +152,7 @@ class ListenWorker(QObject):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending_decision: DecisionConfig | None = None
-        self._pending_classifier: Classifier | None = None
+        self._pending_classifier: Classifier | OnnxClassifier | None = None
         self._record_seconds: float | None = None
 
     def request_stop(self) -> None:
@@ -167,7 +169,7 @@ class ListenWorker(QObject):
         with self._lock:
             self._pending_decision = decision
 
-    def set_classifier(self, classifier: Classifier) -> None:
+    def set_classifier(self, classifier: Classifier | OnnxClassifier) -> None:
         """Switch to another loaded model from the next block on (thread-safe)."""
         with self._lock:
             self._pending_classifier = classifier
@@ -177,11 +179,11 @@ class ListenWorker(QObject):
         with self._lock:
             self._record_seconds = float(seconds)
 
-    def _recognizer(self, classifier: Classifier, decision: DecisionConfig) -> StreamingRecognizer:
+    def _recognizer(self, classifier: Classifier | OnnxClassifier, decision: DecisionConfig) -> StreamingRecognizer:
         """A streaming recognizer for ``classifier``, set up on the calling (listening) thread."""
         from speechrnn.streaming import StreamingRecognizer
 
-        if classifier.device.type == "cpu":
+        if getattr(classifier.device, "type", None) == "cpu":  # PyTorch on the CPU (OnnxClassifier: threads set)
             import torch
 
             # One small model call per hop, as in `speechrnn listen`. Set here: the thread count of
@@ -472,13 +474,13 @@ class LoadedModel:
     Parameters
     ----------
     path : Path
-    classifier : Classifier
+    classifier : Classifier or OnnxClassifier
     device : str
         ``cpu`` or ``cuda``: where the model runs.
     """
 
     path: Path
-    classifier: Classifier
+    classifier: Classifier | OnnxClassifier
     device: str
 
     @property
@@ -490,6 +492,10 @@ class LoadedModel:
 def load_model(path: str | os.PathLike[str], *, device: str) -> LoadedModel:
     """Load a model file for the app (runs on a worker thread).
 
+    As ``speechrnn classify`` does (:func:`speechrnn.onnx_classifier.load_classifier`): on the CPU,
+    from the model file's cached ONNX export without importing PyTorch, or the first time through
+    PyTorch, which exports, checks and caches it; on a GPU, with PyTorch.
+
     Raises
     ------
     CheckpointError
@@ -497,13 +503,14 @@ def load_model(path: str | os.PathLike[str], *, device: str) -> LoadedModel:
     DeviceError
         ``cuda`` asked for where there is none.
     """
-    from speechrnn.inference import Classifier
+    from speechrnn.onnx_classifier import load_classifier
 
-    classifier = Classifier.from_file(path, device=device)
-    return LoadedModel(path=Path(path), classifier=classifier, device=classifier.device.type)
+    classifier = load_classifier(path, device=device)
+    where = classifier.device if isinstance(classifier.device, str) else classifier.device.type
+    return LoadedModel(path=Path(path), classifier=classifier, device=where)
 
 
-def summarize_model(classifier: Classifier) -> dict[str, str]:
+def summarize_model(classifier: Classifier | OnnxClassifier) -> dict[str, str]:
     """Human-readable facts about a loaded model, for the Model panel.
 
     Returns
@@ -512,8 +519,6 @@ def summarize_model(classifier: Classifier) -> dict[str, str]:
         ``labels``, ``accuracy`` (the recorded accuracy metrics, test first, or "not recorded"),
         ``architecture``, ``parameters``, ``features`` and ``trained on`` where known.
     """
-    from speechrnn.model import count_parameters
-
     summary = classifier.summary
     config = classifier.model_config
     features = classifier.feature_config
@@ -523,8 +528,8 @@ def summarize_model(classifier: Classifier) -> dict[str, str]:
         "accuracy": ", ".join(f"{name} {value:.1%}" for name, value in accuracies.items())
         if accuracies else "not recorded in the model file",
         "architecture": (f"{config.cell.upper()} {config.num_layers}×{config.hidden_size}"
-                         f"{' bidirectional' if getattr(config, 'bidirectional', False) else ''}"),
-        "parameters": f"{count_parameters(classifier.model):,}",
+                         f"{' bidirectional' if config.bidirectional else ''}") if config else "not recorded",
+        "parameters": f"{count:,}" if (count := classifier.parameter_count) is not None else "not recorded",
         "features": (f"{features.n_mels} log-mel bands, {features.sample_rate} Hz, "
                      f"{features.clip_seconds:g} s clips"),
     }
@@ -606,7 +611,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]],
     return collect_audio_files(paths, recursive=True, on_error=on_error)
 
 
-def classify_files(paths: Sequence[str | os.PathLike[str]], classifier: Classifier, *,
+def classify_files(paths: Sequence[str | os.PathLike[str]], classifier: Classifier | OnnxClassifier, *,
                    context: TaskContext | None = None, top_k: int = 3,
                    decision: DecisionConfig | None = None) -> list[FileRecord]:
     """Classify audio files with the library's batch classification (runs on a worker thread).
@@ -620,7 +625,7 @@ def classify_files(paths: Sequence[str | os.PathLike[str]], classifier: Classifi
     ----------
     paths : sequence of path-like
         Files (already expanded from folders, e.g. by :func:`expand_paths`).
-    classifier : Classifier
+    classifier : Classifier or OnnxClassifier
     context : TaskContext, optional
         Progress, per-file records (:meth:`TaskContext.item`), how far a long recording's scan has
         got (:class:`ScanProgress` through :meth:`TaskContext.status`) and cancellation, checked

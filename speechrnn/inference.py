@@ -194,6 +194,11 @@ class Classifier:
         return dict(self.checkpoint.summary)
 
     @property
+    def parameter_count(self) -> int:
+        """The model's weight count."""
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
     def onnx_bytes(self) -> bytes | None:
         """The checked ONNX export this classifier runs (int8 bytes with ``int8``), or None with ``torch``."""
         return None if self._onnx is None else self._onnx.model_bytes

@@ -13,8 +13,9 @@ name                   shape                        meaning
 
 Its ``metadata_props`` hold everything needed to use it without speechrnn: ``labels`` (a JSON
 list aligned with the outputs), ``feature_config`` and ``model_config`` (JSON objects, see
-:class:`speechrnn.features.FeatureConfig` and :class:`speechrnn.model.ModelConfig`), ``input``,
-``outputs``, ``speechrnn_version`` and ``fingerprint`` (a hash of the weights and configs).
+:class:`speechrnn.features.FeatureConfig` and :class:`speechrnn.model_config.ModelConfig`),
+``summary`` (the model file's training summary, a JSON object), ``parameters`` (the weight count),
+``input``, ``outputs``, ``speechrnn_version`` and ``fingerprint`` (a hash of the weights and configs).
 
 At batch 1 on one CPU thread ONNX Runtime runs the recurrent model 2 to 3 times faster than
 PyTorch (less per-step overhead), which is what live listening does ten times a second;
@@ -88,7 +89,7 @@ MIN_OPSET = 12
 INPUT_NAME = "frames"
 OUTPUT_NAMES: tuple[str, str] = ("probabilities", "logits")
 #: Bump when the exported graph or its metadata change: older cache entries are then ignored.
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2  # 2: summary and parameters in the metadata
 #: Cached exports kept (newest first); older ones are deleted when a new one is written.
 CACHE_KEEP = 16
 INSTALL_HINT = "install them: pip install onnx onnxruntime (dependencies of speechrnn)"
@@ -249,7 +250,8 @@ def export_model_bytes(checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET) ->
     from speechrnn import __version__
 
     cfg = checkpoint.feature_config
-    model = _exportable(checkpoint.build_model(device="cpu"))
+    built = checkpoint.build_model(device="cpu")
+    model = _exportable(built)
     example = torch.zeros(1, cfg.n_frames, cfg.n_mels)
     options: dict[str, Any] = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
@@ -282,6 +284,8 @@ def export_model_bytes(checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET) ->
         "labels": json.dumps(list(checkpoint.labels)),
         "feature_config": json.dumps(cfg.to_dict()),
         "model_config": json.dumps(checkpoint.model_config.to_dict()),
+        "parameters": str(sum(p.numel() for p in built.parameters())),
+        "summary": json.dumps(dict(checkpoint.summary)),
         "input": f"{INPUT_NAME}: float32 (batch, time, {n_mels}) log-mel frames (speechrnn.features)",
         "outputs": f"{OUTPUT_NAMES[0]}, {OUTPUT_NAMES[1]}: float32 (batch, {n_classes}), aligned with labels",
         "speechrnn_version": __version__,
@@ -306,8 +310,8 @@ def read_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``labels`` (list of str), ``feature_config``, ``model_config`` (dicts), and the other
-        entries as strings.
+        ``labels`` (list of str), ``feature_config``, ``model_config``, ``summary`` (dicts), and
+        the other entries as strings.
     """
     import onnx
 
@@ -315,7 +319,7 @@ def read_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for entry in proto.metadata_props:
         value: Any = entry.value
-        if entry.key in ("labels", "feature_config", "model_config"):
+        if entry.key in ("labels", "feature_config", "model_config", "summary"):
             value = json.loads(value)
         out[entry.key] = value
     return out

@@ -19,15 +19,18 @@ attribute              :class:`OnnxClassifier`                :class:`~.inferenc
 =====================  =====================================  ==============================
 ``labels``             from the export's metadata             from the model file
 ``feature_config``     from the export's metadata             from the model file
+``model_config``       from the export's metadata             from the model file
+``summary``            from the export's metadata             from the model file
+``parameter_count``    from the export's metadata             counted in the model
 ``device``             ``"cpu"``                              a ``torch.device``
 ``backend``            ``"onnx"`` or ``"int8"``               ``"torch"``, ``"onnx"``, ``"int8"``
 =====================  =====================================  ==============================
 
 Both have ``features``, ``probabilities``, ``probabilities_from_frames``, ``classify``,
 ``use_threads`` and ``log_mel.frames_numpy``, which is what :mod:`speechrnn.classify`,
-:mod:`speechrnn.streaming` and :mod:`speechrnn.listen` use. Only the PyTorch classifier has the
-model itself (``model``, ``model_config``, ``summary``, ``checkpoint``): load with
-:class:`~speechrnn.inference.Classifier` for those.
+:mod:`speechrnn.streaming`, :mod:`speechrnn.listen` and the desktop app use; the app's model panel
+shows the three descriptions above. Only the PyTorch classifier has the model itself (``model``,
+``checkpoint``): load with :class:`~speechrnn.inference.Classifier` for those.
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from speechrnn.features import FeatureConfig, LogMelNumpy
+from speechrnn.model_config import ModelConfig
 from speechrnn.onnx_backend import (
     FILE_KEY_ENTRY,
     ONNX_BACKENDS,
@@ -58,6 +62,8 @@ if TYPE_CHECKING:
     from speechrnn.inference import Classifier
 
 __all__ = ["OnnxClassifier", "gpu_possible", "load_classifier"]
+
+T = TypeVar("T")
 
 #: Device files present when a GPU driver PyTorch could use is loaded (NVIDIA, AMD ROCm, WSL).
 GPU_DEVICE_FILES: tuple[str, ...] = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
@@ -112,6 +118,12 @@ class OnnxClassifier:
         if not isinstance(labels, list) or not labels:
             raise OnnxError("not a speechrnn export (no labels in its metadata)")
         self.labels: tuple[str, ...] = tuple(str(label) for label in labels)
+        #: The model's dimensions (None in an export without them).
+        self.model_config: ModelConfig | None = _decoded(meta, "model_config", ModelConfig.from_dict)
+        #: The model file's training summary ({} in an export made before it was stored there).
+        self.summary: dict[str, Any] = _decoded(meta, "summary", dict) or {}
+        #: The model's weight count (None in an export made before it was stored there).
+        self.parameter_count: int | None = _decoded(meta, "parameters", int)
         #: The :func:`~speechrnn.onnx_backend.file_cache_key` of the model file it was stored for, if any.
         self.file_key: str | None = meta.get(FILE_KEY_ENTRY)
         #: The feature extractor (numpy); its ``frames_numpy`` serves :class:`~speechrnn.streaming.StreamingRecognizer`.
@@ -164,6 +176,14 @@ class OnnxClassifier:
         """
         batch = clip_batch(clips, self.feature_config)
         return predictions_from_probabilities(self.probabilities(batch), self.labels) if len(batch) else []
+
+
+def _decoded(meta: dict[str, str], key: str, make: Callable[[Any], T]) -> T | None:
+    """``make(json.loads(meta[key]))``, or None when the entry is missing or does not decode."""
+    try:
+        return make(json.loads(meta[key]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def load_classifier(

@@ -225,6 +225,42 @@ def test_bench_teach_word_says_in_one_line_what_is_missing(tmp_path: Path, repo_
     assert not out.exists()
 
 
+def test_bench_app_startup_times_three_ways_and_later_starts_skip_torch(synthetic_model: Path, tmp_path: Path,
+                                                                        repo_env: dict[str, str]) -> None:
+    pytest.importorskip("PySide6")
+    from speechrnn.onnx_classifier import gpu_possible
+
+    out = tmp_path / "app_startup.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_app_startup.py"), "--model", str(synthetic_model),
+                           "--rounds", "1", "--out", str(out)],
+                          env={**repo_env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    starts = result["starts"]
+    assert set(starts) == {"first start", "later starts", "SPEECHRNN_BACKEND=torch"}
+    for (start,) in starts.values():
+        assert 0 < start["window_shown"] <= start["model_loaded"]
+    assert [starts[way][0]["backend"] for way in starts] == ["onnx", "onnx", "torch"]
+    assert starts["first start"][0]["torch"] and starts["SPEECHRNN_BACKEND=torch"][0]["torch"]
+    if not gpu_possible():  # with a GPU driver loaded the app asks PyTorch about the GPU
+        assert result["later_starts_without_torch"] is True
+    assert "later starts without torch" in done.stdout
+
+
+def test_bench_app_startup_names_a_bad_model_file(tmp_path: Path, repo_env: dict[str, str]) -> None:
+    pytest.importorskip("PySide6")
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    out = tmp_path / "app_startup.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_app_startup.py"), "--model", str(bad),
+                           "--rounds", "1", "--out", str(out)],
+                          env={**repo_env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "error: the app did not load" in done.stderr and "broken.pt" in done.stderr
+    assert not out.exists()
+
+
 def test_bench_startup_times_three_ways_and_checks_the_torch_free_one(synthetic_model: Path, tmp_path: Path,
                                                                        repo_env: dict[str, str]) -> None:
     import numpy as np

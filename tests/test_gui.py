@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -192,9 +193,13 @@ def test_listening_to_a_file_detects_the_command(qtbot, settings, synthetic_mode
     assert not window.listen_button.isChecked()
 
 
-def test_listening_thread_runs_torch_on_one_thread(qtbot, settings, synthetic_model, command_audio) -> None:
+def test_listening_thread_runs_torch_on_one_thread(qtbot, settings, synthetic_model, command_audio,
+                                                   monkeypatch) -> None:
     import torch
 
+    from speechrnn.inference import Classifier
+
+    monkeypatch.setenv("SPEECHRNN_BACKEND", "torch")  # the default (ONNX Runtime) sets its own threads
     seen: list[int] = []
 
     class RecordingSource(FileSource):
@@ -204,11 +209,55 @@ def test_listening_thread_runs_torch_on_one_thread(qtbot, settings, synthetic_mo
 
     window = make_window(qtbot, settings, synthetic_model,
                          source_factory=lambda device, rate: RecordingSource(command_audio, sample_rate=rate))
+    assert isinstance(window.classifier, Classifier) and window.classifier.backend == "torch"
     assert window.start_listening()
     qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
     # one intra-op thread where the hops run, as in `speechrnn listen`: with more, each hop's features
     # waited for a core the GUI thread was painting on (3x slower, and more CPU)
     assert seen == [1]
+
+
+APP_LOAD_SCRIPT = """
+import json, sys
+from PySide6.QtCore import QSettings
+from gui.app import create_application, process_events_until
+from gui.main_window import MainWindow
+app = create_application([])
+window = MainWindow(settings=QSettings(sys.argv[2], QSettings.Format.IniFormat), model_path=sys.argv[1],
+                    compute_device="auto", device_lister=lambda refresh: [])
+window.show()
+assert process_events_until(app, lambda: window.classifier is not None or bool(window.last_error), 60.0)
+print(json.dumps({"torch": "torch" in sys.modules, "classifier": type(window.classifier).__name__,
+                  "fields": {key: label.text() for key, label in window.model_fields.items()}}))
+window.close()
+"""
+
+
+@pytest.mark.timeout(240)
+def test_the_app_opens_a_model_without_torch_once_its_export_is_cached(synthetic_model, tmp_path, repo_env) -> None:
+    """Importing torch was about half of the app's start; the model panel reads the export's metadata."""
+    from gui.workers import summarize_model
+    from speechrnn.inference import Classifier
+    from speechrnn.onnx_classifier import gpu_possible
+
+    if gpu_possible():
+        pytest.skip("a GPU driver is loaded here: the app asks PyTorch whether the GPU is usable")
+    env = {**repo_env, "SPEECHRNN_CACHE": str(tmp_path / "cache"), "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("SPEECHRNN_BACKEND", None)
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", APP_LOAD_SCRIPT, str(synthetic_model), str(tmp_path / "s.ini")],
+                              env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["torch"] and not second["torch"]  # the first start exports and checks the model with PyTorch
+    assert first["classifier"] == second["classifier"] == "OnnxClassifier"
+    assert second["fields"] == first["fields"] and second["fields"]["status"] == "Loaded"
+    torch_facts = summarize_model(Classifier.from_file(synthetic_model, device="cpu", backend="torch"))
+    for key, text in torch_facts.items():  # what the panel showed when the app loaded with PyTorch
+        assert second["fields"][key] == text, key
+    assert second["fields"]["compute"] == "CPU"
 
 
 def test_detection_log_exports_csv_and_clears(qtbot, settings, synthetic_model, command_audio, tmp_path) -> None:

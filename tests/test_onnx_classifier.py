@@ -78,6 +78,10 @@ def test_the_second_load_needs_no_torch_and_answers_as_the_first(model_copy: Pat
     np.testing.assert_allclose(second.probabilities(batch), expected, atol=1e-4)
     np.testing.assert_allclose(second.probabilities(batch[:1]), expected[:1], atol=1e-4)
     assert (second.probabilities(batch).argmax(1) == expected.argmax(1)).all()
+    # what describes the model (the app's model panel) comes with the export
+    assert second.model_config == torch_path.model_config
+    assert second.summary == torch_path.summary and second.summary["task"] == "synthetic"
+    assert second.parameter_count == torch_path.parameter_count > 10_000
     # classify() on arrays and files, as the PyTorch classifier's
     import soundfile as sf
 
