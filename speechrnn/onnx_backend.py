@@ -75,7 +75,6 @@ __all__ = [
     "max_difference",
     "model_fingerprint",
     "onnx_available",
-    "onnx_bytes_for",
     "quantize_int8",
     "read_metadata",
     "store_file_export",
@@ -439,40 +438,6 @@ def store_file_export(key: str, data: bytes, *, cache_dir: str | os.PathLike[str
     return _store_cached(_file_cache_path(key, cache_dir), data)
 
 
-def onnx_bytes_for(
-    checkpoint: Checkpoint,
-    *,
-    opset: int = DEFAULT_OPSET,
-    cache_dir: str | os.PathLike[str] | None = None,
-    use_cache: bool = True,
-) -> bytes:
-    """The exported ONNX bytes of a model: from the cache when present, else exported (and cached).
-
-    The cache is best effort: an unwritable or unreadable cache folder only means exporting again.
-
-    Parameters
-    ----------
-    checkpoint : Checkpoint
-    opset : int
-    cache_dir : path-like, optional
-        Default :func:`default_onnx_cache_dir`.
-    use_cache : bool
-        False: always export, never read or write the cache.
-
-    Returns
-    -------
-    bytes
-    """
-    if use_cache:
-        data = cached_onnx_bytes(checkpoint, opset=opset, cache_dir=cache_dir)
-        if data is not None:
-            return data
-    data = export_model_bytes(checkpoint, opset=opset)
-    if use_cache:
-        store_onnx_bytes(checkpoint, data, opset=opset, cache_dir=cache_dir)
-    return data
-
-
 def with_metadata(model_bytes: bytes, entries: dict[str, str]) -> bytes:
     """An export with metadata entries added (or replaced); needs the ``onnx`` package.
 
@@ -555,7 +520,8 @@ def load_runner(
     A fresh export is compared with ``model`` on random frames of a batch of 2 and a quarter of a
     clip (:func:`max_difference`) and cached only if it agrees within ``tolerance``; a cached
     export was checked when it was cached, so loading it costs no PyTorch run. A cache entry that
-    ONNX Runtime cannot load is replaced by a fresh export. With ``int8`` the checked float export
+    ONNX Runtime cannot load, or whose metadata names another model's fingerprint, is replaced by a
+    fresh export. With ``int8`` the checked float export
     is then quantized (:func:`quantize_int8`).
 
     Parameters
@@ -583,6 +549,8 @@ def load_runner(
         if data is not None:
             with contextlib.suppress(OnnxError):
                 runner = OnnxRunner(data, threads=threads)
+        if runner is not None and runner.metadata().get("fingerprint") != model_fingerprint(checkpoint):
+            runner = None  # another model's export under this model's name: export this one again
     if runner is None:
         data = export_model_bytes(checkpoint)
         runner = OnnxRunner(data, threads=threads)
@@ -611,7 +579,7 @@ class OnnxRunner:
     Parameters
     ----------
     model_bytes : bytes
-        From :func:`onnx_bytes_for` or :func:`export_model_bytes`.
+        From :func:`export_model_bytes` (or its cache, :func:`cached_onnx_bytes`).
     threads : int
         ONNX Runtime intra-op threads; 1 (the default) for the batch-1 live path, where more
         threads only add synchronisation (and would compete with the audio and GUI threads).

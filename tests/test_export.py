@@ -278,6 +278,23 @@ def test_export_is_cached_and_a_bad_cache_entry_is_replaced(
 
 
 @needs_onnx
+def test_a_cache_entry_holding_another_models_export_is_not_used(tmp_path: Path, private_cache: Path) -> None:
+    """Entries are named by a model's fingerprint; one overwritten by another model's valid export was used."""
+    path = make_model(tmp_path / "m.pt", cell="gru")
+    expected = Classifier.from_file(path, device="cpu", backend="torch")
+    Classifier.from_file(path, device="cpu")
+    (entry,) = private_cache.glob("*.onnx")
+    other = Classifier.from_file(make_model(tmp_path / "other.pt", cell="gru", seed=1), device="cpu")
+    entry.write_bytes(other.onnx_bytes)  # same graph shape and metadata keys, other weights
+    again = Classifier.from_file(path, device="cpu")
+    assert again.backend == "onnx"
+    frames = log_mel_like(2, 50, 3)
+    np.testing.assert_allclose(again.probabilities_from_frames(frames), expected.probabilities_from_frames(frames),
+                               atol=1e-4)
+    assert entry.read_bytes() != other.onnx_bytes  # replaced by this model's own export
+
+
+@needs_onnx
 def test_export_that_disagrees_with_pytorch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from speechrnn import onnx_backend
 
