@@ -347,16 +347,17 @@ def _prune(folder: Path, keep: int) -> None:
             old.unlink()
 
 
-def _cache_path(checkpoint: Checkpoint, opset: int, cache_dir: str | os.PathLike[str] | None) -> Path:
+def _cache_path(fingerprint: str, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """Where the export of the model with this :func:`model_fingerprint` is cached."""
     folder = Path(cache_dir) if cache_dir is not None else default_onnx_cache_dir()
-    return folder / f"{model_fingerprint(checkpoint, opset=opset)[:40]}.onnx"
+    return folder / f"{fingerprint[:40]}.onnx"
 
 
 def cached_onnx_bytes(
     checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET, cache_dir: str | os.PathLike[str] | None = None
 ) -> bytes | None:
     """The cached export of this model (see :func:`store_onnx_bytes`), or None."""
-    return _read_cached(_cache_path(checkpoint, opset, cache_dir))
+    return _read_cached(_cache_path(model_fingerprint(checkpoint, opset=opset), cache_dir))
 
 
 def _read_cached(path: Path) -> bytes | None:
@@ -383,7 +384,7 @@ def store_onnx_bytes(
 
     Best effort: returns None when the cache folder cannot be written.
     """
-    return _store_cached(_cache_path(checkpoint, opset, cache_dir), data)
+    return _store_cached(_cache_path(model_fingerprint(checkpoint, opset=opset), cache_dir), data)
 
 
 def _store_cached(path: Path, data: bytes) -> Path | None:
@@ -544,12 +545,14 @@ def load_runner(
         Missing packages, a failed export or quantization, or a difference above ``tolerance``.
     """
     runner = None
-    if use_cache:
-        data = cached_onnx_bytes(checkpoint, cache_dir=cache_dir)
+    fingerprint = model_fingerprint(checkpoint)  # names the cache entry, and must be in its metadata
+    cache_path = _cache_path(fingerprint, cache_dir) if use_cache else None
+    if cache_path is not None:
+        data = _read_cached(cache_path)
         if data is not None:
             with contextlib.suppress(OnnxError):
                 runner = OnnxRunner(data, threads=threads)
-        if runner is not None and runner.metadata().get("fingerprint") != model_fingerprint(checkpoint):
+        if runner is not None and runner.metadata().get("fingerprint") != fingerprint:
             runner = None  # another model's export under this model's name: export this one again
     if runner is None:
         data = export_model_bytes(checkpoint)
@@ -563,8 +566,8 @@ def load_runner(
                 f"ONNX Runtime's probabilities differ from PyTorch's by {difference:.2g} (more than {tolerance:g}) "
                 "for this model"
             )
-        if use_cache:
-            store_onnx_bytes(checkpoint, data, cache_dir=cache_dir)
+        if cache_path is not None:
+            _store_cached(cache_path, data)
     if int8:
         return OnnxRunner(quantize_int8(runner.model_bytes), threads=threads, per_sequence=True)
     return runner
