@@ -373,3 +373,25 @@ def test_speechrnn_listen_runs_without_importing_torch(model_copy: Path, tmp_pat
     *printed, last = [json.loads(line) for line in done.stdout.splitlines()]
     assert last == {"labels": ["rise"], "torch": False}
     assert [record["label"] for record in printed] == ["rise"]
+
+
+def test_an_export_without_the_descriptions_says_they_are_not_recorded(model_copy: Path) -> None:
+    """Exports made by other tools (or before format 2) lack ``summary``/``parameters``: the model panel says so."""
+    import onnx
+
+    pytest.importorskip("PySide6")
+    from gui.workers import summarize_model
+
+    exported = load_classifier(model_copy, device="cpu").onnx_bytes
+    proto = onnx.load_from_string(exported)
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in ("summary", "parameters")]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    bare = OnnxClassifier(proto.SerializeToString())
+    assert bare.summary == {} and bare.parameter_count is None
+    assert bare.model_config == Classifier.from_file(model_copy, device="cpu", backend="torch").model_config
+    facts = summarize_model(bare)
+    assert facts["parameters"] == "not recorded" and facts["accuracy"] == "not recorded in the model file"
+    assert facts["architecture"] == "GRU 1×48"
