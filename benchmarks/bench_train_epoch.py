@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from speechrnn.model import SpeechRNN, count_parameters
     from training.config import load_config
     from training.data import SpeechCommandsData, feature_statistics
-    from training.train import Prefetcher
+    from training.train import Prefetcher, amp_dtype
 
     try:
         config = load_config(args.config, [f"data.data_dir={json.dumps(args.data)}", *args.set]).resolved()
@@ -89,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     train_set.set_fill(mean)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
 
+    mixed = amp_dtype(config, torch.device("cpu"))  # optim.amp = "bf16": as speechrnn-train on the CPU
+
     def train_step(frames: torch.Tensor, labels: torch.Tensor) -> None:
-        logits = model(frames)
-        loss = F.cross_entropy(logits, labels, label_smoothing=opt.label_smoothing)
+        with torch.autocast("cpu", dtype=mixed or torch.bfloat16, enabled=mixed is not None):
+            logits = model(frames)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=opt.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if opt.grad_clip > 0:
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.step()
 
     print(f"{len(train_set)} training examples, {n_batches} batches of {batch_size}; timing {limit} batches; "
-          f"torch threads {torch.get_num_threads()}, prefetch depth {config.prefetch}", file=sys.stderr)
+          f"torch threads {torch.get_num_threads()}, prefetch depth {config.prefetch}, "
+          f"precision {'bfloat16 mixed' if mixed else 'float32'}", file=sys.stderr)
 
     # 1. the epoch as speechrnn-train runs it, with each thread's CPU time: the prefetch thread's is
     # the data loading, the training loop's is the model (exact with one torch thread per Python
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_config": config.model.to_dict(),
         "parameters": count_parameters(model),
         "torch_threads": torch.get_num_threads(),
+        "precision": "bfloat16 mixed" if mixed else "float32",
         "training_examples": len(train_set),
         "batches_per_epoch": n_batches,
         "batches_timed": limit,

@@ -264,9 +264,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for this run, or None for full precision."""
-    if device.type != "cuda" or config.optim.amp == "off":
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for this run, or None for full precision.
+
+    On CUDA, ``auto`` is bf16 where the GPU supports it, else fp16. On the CPU only ``bf16`` turns
+    mixed precision on (oneDNN runs the LSTM, convolution and matrix products in bfloat16; about
+    1.7x faster on a CPU with AVX-512 BF16 or AMX); ``auto``, ``fp16`` and ``off`` train in float32.
+    """
+    if config.optim.amp == "off":
+        return None
+    if device.type == "cpu":
+        return torch.bfloat16 if config.optim.amp == "bf16" else None
+    if device.type != "cuda":
         return None
     if config.optim.amp == "fp16" or (config.optim.amp == "auto" and not torch.cuda.is_bf16_supported()):
         return torch.float16
@@ -610,8 +619,8 @@ def train(
         ),
     )
     ema = WeightAverage(model, decay=config.optim.ema_decay) if config.optim.ema_decay > 0 else None
-    amp_dtype = _amp_dtype(config, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    autocast_dtype = amp_dtype(config, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
 
     # ---- resume --------------------------------------------------------------------------------
     if state is not None:
@@ -647,7 +656,8 @@ def train(
         print(
             f"{count_parameters(model):,} parameters | {len(train_set)} training and {len(val_set)} validation "
             f"examples | labels {', '.join(config.data.labels)} | device {device}"
-            + (f" x {dist_info.world} processes" if distributed else ""),
+            + (f" x {dist_info.world} processes" if distributed else "")
+            + (f", {str(autocast_dtype).removeprefix('torch.')} mixed precision" if autocast_dtype else ""),
             file=sys.stderr,
         )
 
@@ -677,7 +687,8 @@ def train(
             if batch is None:
                 break
             frames, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            mixed = autocast_dtype is not None
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=mixed):
                 logits = net(frames)
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.optim.label_smoothing)
             bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=device)
