@@ -180,6 +180,23 @@ def per_call_distribution(fn: Callable[[], Any], *, calls: int, warmup: int = 5)
     }
 
 
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and whether it computes bfloat16 natively, from ``/proc/cpuinfo``.
+
+    Both are None where that file does not exist (not Linux).
+    """
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return {"cpu_model": None, "cpu_bf16": None}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_model": fields.get("model name"), "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def environment() -> dict[str, Any]:
     """Machine, versions and load, for the JSON results."""
     import torch
@@ -189,6 +206,9 @@ def environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
+        # the host's CPU varies between days here: its model and the widest vector ISA torch uses
+        **cpu_info(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -69,7 +69,8 @@ def test_bench_train_epoch_applies_config_overrides(
         "[optim]\nbatch_size = 16\n[model]\nhidden_size = 16\nnum_layers = 1\nhead_size = 16\n"
     )
     reports = {}
-    for name, extra in {"plain": [], "refit": ["--set", "data.train_on_validation=true"]}.items():
+    runs = {"plain": [], "refit": ["--set", "data.train_on_validation=true"], "bf16": ["--set", 'optim.amp="bf16"']}
+    for name, extra in runs.items():
         out = tmp_path / f"{name}.json"
         code = bench_train_epoch.main(["--data", str(root), "--config", str(config), "--max-batches", "1",
                                        "--plain-batches", "1", "--out", str(out), *extra])  # fmt: skip
@@ -78,6 +79,8 @@ def test_bench_train_epoch_applies_config_overrides(
     assert reports["refit"]["overrides"] == ["data.train_on_validation=true"] and reports["plain"]["overrides"] == []
     # the override reaches the data set: the validation clips join the epoch
     assert reports["refit"]["training_examples"] > reports["plain"]["training_examples"]
+    # and to the training step: bfloat16 mixed precision on the CPU, as speechrnn-train runs it
+    assert reports["plain"]["precision"] == "float32" and reports["bf16"]["precision"] == "bfloat16 mixed"
     # an unknown key is a one-line error naming it, and nothing is written
     capsys.readouterr()
     bad = tmp_path / "bad.json"

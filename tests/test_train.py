@@ -118,6 +118,35 @@ def test_end_to_end_training_recognises_held_out_clips(tree: Path, tmp_path: Pat
     assert accuracy >= 0.9, f"held-out accuracy {accuracy:.1%}"
 
 
+@pytest.mark.slow
+def test_bf16_mixed_precision_on_the_cpu_learns(tree: Path, tmp_path: Path) -> None:
+    config = load_config(None, _overrides(tree, tmp_path / "cache", **{"optim.amp": '"bf16"'}))
+    result = train(config, out_dir=tmp_path / "run", progress=False)
+    checkpoint = load_checkpoint(result.best_path)
+    assert checkpoint.summary["recipe"]["optim"]["amp"] == "bf16"
+    # the file holds float32 weights (autocast computes in bfloat16; the weights stay float32)
+    saved = safe_torch_load(result.last_path)["model"].values()
+    assert all(value.dtype == torch.float32 for value in saved if value.is_floating_point())
+    rng = np.random.default_rng(98)
+    clips = [make_class_clip(label, rng) for label in LABELS for _ in range(25)]
+    truth = [label for label in LABELS for _ in range(25)]
+    predictions = Classifier.from_file(result.best_path, device="cpu").classify(clips)
+    accuracy = np.mean([p.label == t for p, t in zip(predictions, truth, strict=True)])
+    assert accuracy >= 0.9, f"held-out accuracy {accuracy:.1%}"
+
+
+def test_only_bf16_changes_the_arithmetic_on_the_cpu(tree: Path, tmp_path: Path) -> None:
+    def weights(amp: str) -> dict[str, torch.Tensor]:
+        args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 1, "optim.amp": f'"{amp}"'})
+        result = train(load_config(None, args), out_dir=tmp_path / amp, progress=False)
+        return safe_torch_load(result.last_path)["model"]
+
+    off, auto, bf16 = weights("off"), weights("auto"), weights("bf16")
+    # auto means float32 on the CPU: the same run bit for bit; bf16 rounds the products differently
+    assert all(torch.equal(value, auto[name]) for name, value in off.items())
+    assert not all(torch.equal(value, bf16[name]) for name, value in off.items())
+
+
 def test_refit_on_validation_keeps_the_last_epoch(tree: Path, tmp_path: Path) -> None:
     # a learning rate so small that the validation score does not improve after the first epoch
     frozen = {"optim.epochs": 2, "optim.lr": 1e-12}
