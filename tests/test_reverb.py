@@ -48,3 +48,16 @@ def test_reverberate_adds_a_causal_tail_and_keeps_length_and_loudness() -> None:
     assert 10 * torch.log10(after[1] / during[1]) < -45  # DRR +40 dB: nearly dry
     with pytest.raises(ValueError, match="expected"):
         reverberate(dry, h[:1])
+
+
+def test_reverberate_is_the_linear_convolution_cut_to_the_clip() -> None:
+    # lengths whose sum - 1 is not a fast FFT size: the padded FFT must still give the linear
+    # convolution (a circular one would wrap the room's tail onto the clip's start)
+    rng = np.random.default_rng(2)
+    dry = rng.standard_normal((2, 1201))
+    h = rng.standard_normal((2, 997)) * np.exp(-np.arange(997) / 200.0)
+    wet = reverberate(torch.from_numpy(dry), torch.from_numpy(h)).numpy()
+    for row in range(2):
+        full = np.convolve(dry[row], h[row])[: dry.shape[1]]
+        expected = full * np.sqrt(np.mean(dry[row] ** 2) / np.mean(full**2))
+        np.testing.assert_allclose(wet[row], expected, rtol=1e-9, atol=1e-9)

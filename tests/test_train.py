@@ -61,6 +61,15 @@ def _overrides(root: Path, cache: Path, **extra: object) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
+def _fresh_clip_accuracy(model: Path, *, seed: int, per_class: int = 25) -> float:
+    """Share of freshly generated clips of every class that ``model`` classifies right."""
+    rng = np.random.default_rng(seed)
+    clips = [make_class_clip(label, rng) for label in LABELS for _ in range(per_class)]
+    truth = [label for label in LABELS for _ in range(per_class)]
+    predictions = Classifier.from_file(model, device="cpu").classify(clips)
+    return float(np.mean([p.label == t for p, t in zip(predictions, truth, strict=True)]))
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -110,11 +119,7 @@ def test_end_to_end_training_recognises_held_out_clips(tree: Path, tmp_path: Pat
     assert set(summary["validation"]["per_class"]) == set(LABELS)
     assert "test_accuracy" in summary and summary["recipe"]["optim"]["epochs"] == 8
     # and it recognises fresh clips through the inference path
-    rng = np.random.default_rng(99)
-    clips = [make_class_clip(label, rng) for label in LABELS for _ in range(25)]
-    truth = [label for label in LABELS for _ in range(25)]
-    predictions = Classifier.from_file(result.best_path, device="cpu").classify(clips)
-    accuracy = np.mean([p.label == t for p, t in zip(predictions, truth, strict=True)])
+    accuracy = _fresh_clip_accuracy(result.best_path, seed=99)
     assert accuracy >= 0.9, f"held-out accuracy {accuracy:.1%}"
 
 
@@ -127,11 +132,7 @@ def test_bf16_mixed_precision_on_the_cpu_learns(tree: Path, tmp_path: Path) -> N
     # the file holds float32 weights (autocast computes in bfloat16; the weights stay float32)
     saved = safe_torch_load(result.last_path)["model"].values()
     assert all(value.dtype == torch.float32 for value in saved if value.is_floating_point())
-    rng = np.random.default_rng(98)
-    clips = [make_class_clip(label, rng) for label in LABELS for _ in range(25)]
-    truth = [label for label in LABELS for _ in range(25)]
-    predictions = Classifier.from_file(result.best_path, device="cpu").classify(clips)
-    accuracy = np.mean([p.label == t for p, t in zip(predictions, truth, strict=True)])
+    accuracy = _fresh_clip_accuracy(result.best_path, seed=98)
     assert accuracy >= 0.9, f"held-out accuracy {accuracy:.1%}"
 
 
