@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from speechrnn.model import SpeechRNN, count_parameters
     from training.config import load_config
     from training.data import SpeechCommandsData, feature_statistics
-    from training.train import Prefetcher, amp_dtype
+    from training.train import Prefetcher, amp_dtype, autocast
 
     try:
         config = load_config(args.config, [f"data.data_dir={json.dumps(args.data)}", *args.set]).resolved()
@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     train_set.set_fill(mean)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
 
-    mixed = amp_dtype(config, torch.device("cpu"))  # optim.amp = "bf16": as speechrnn-train on the CPU
+    cpu = torch.device("cpu")
+    mixed = amp_dtype(config, cpu)  # optim.amp = "bf16": as speechrnn-train on the CPU
 
     def train_step(frames: torch.Tensor, labels: torch.Tensor) -> None:
-        with torch.autocast("cpu", dtype=mixed or torch.bfloat16, enabled=mixed is not None):
+        with autocast(mixed, cpu):
             logits = model(frames)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=opt.label_smoothing)
         optimizer.zero_grad(set_to_none=True)

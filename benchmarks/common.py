@@ -180,14 +180,14 @@ def per_call_distribution(fn: Callable[[], Any], *, calls: int, warmup: int = 5)
     }
 
 
-def cpu_info() -> dict[str, Any]:
-    """The CPU's model name and whether it computes bfloat16 natively, from ``/proc/cpuinfo``.
+def cpu_info(path: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, Any]:
+    """The CPU's model name and whether it computes bfloat16 natively, from Linux's ``/proc/cpuinfo``.
 
     Both are None where that file does not exist (not Linux).
     """
     fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+        with open(path, encoding="utf-8", errors="replace") as info:
             for line in info:
                 key, _, value = line.partition(":")
                 fields.setdefault(key.strip(), value.strip())

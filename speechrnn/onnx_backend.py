@@ -66,7 +66,6 @@ __all__ = [
     "OnnxError",
     "OnnxRunner",
     "cached_file_export",
-    "cached_onnx_bytes",
     "choose_backend",
     "default_onnx_cache_dir",
     "export_model_bytes",
@@ -78,7 +77,6 @@ __all__ = [
     "quantize_int8",
     "read_metadata",
     "store_file_export",
-    "store_onnx_bytes",
     "with_metadata",
 ]
 
@@ -347,17 +345,13 @@ def _prune(folder: Path, keep: int) -> None:
             old.unlink()
 
 
+def _cache_folder(cache_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else default_onnx_cache_dir()
+
+
 def _cache_path(fingerprint: str, cache_dir: str | os.PathLike[str] | None) -> Path:
-    """Where the export of the model with this :func:`model_fingerprint` is cached."""
-    folder = Path(cache_dir) if cache_dir is not None else default_onnx_cache_dir()
-    return folder / f"{fingerprint[:40]}.onnx"
-
-
-def cached_onnx_bytes(
-    checkpoint: Checkpoint, *, opset: int = DEFAULT_OPSET, cache_dir: str | os.PathLike[str] | None = None
-) -> bytes | None:
-    """The cached export of this model (see :func:`store_onnx_bytes`), or None."""
-    return _read_cached(_cache_path(model_fingerprint(checkpoint, opset=opset), cache_dir))
+    """Where :func:`load_runner` caches the export of the model with this :func:`model_fingerprint`."""
+    return _cache_folder(cache_dir) / f"{fingerprint[:40]}.onnx"
 
 
 def _read_cached(path: Path) -> bytes | None:
@@ -371,20 +365,6 @@ def _read_cached(path: Path) -> bytes | None:
     with contextlib.suppress(OSError):
         os.utime(path)  # most recently used: kept by _prune
     return data
-
-
-def store_onnx_bytes(
-    checkpoint: Checkpoint,
-    data: bytes,
-    *,
-    opset: int = DEFAULT_OPSET,
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> Path | None:
-    """Cache an export of this model (atomically), keeping the :data:`CACHE_KEEP` newest entries.
-
-    Best effort: returns None when the cache folder cannot be written.
-    """
-    return _store_cached(_cache_path(model_fingerprint(checkpoint, opset=opset), cache_dir), data)
 
 
 def _store_cached(path: Path, data: bytes) -> Path | None:
@@ -421,8 +401,7 @@ def file_cache_key(model_file: str | os.PathLike[str], *, int8: bool = False, op
 
 
 def _file_cache_path(key: str, cache_dir: str | os.PathLike[str] | None) -> Path:
-    folder = Path(cache_dir) if cache_dir is not None else default_onnx_cache_dir()
-    return folder / FILE_CACHE_FOLDER / f"{key[:40]}.onnx"
+    return _cache_folder(cache_dir) / FILE_CACHE_FOLDER / f"{key[:40]}.onnx"
 
 
 def cached_file_export(key: str, *, cache_dir: str | os.PathLike[str] | None = None) -> bytes | None:
@@ -433,8 +412,8 @@ def cached_file_export(key: str, *, cache_dir: str | os.PathLike[str] | None = N
 def store_file_export(key: str, data: bytes, *, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
     """Store the checked export (float or int8 bytes) of a model file under its :func:`file_cache_key`.
 
-    Atomic and best effort like :func:`store_onnx_bytes`: returns None when the cache folder
-    cannot be written.
+    Atomic and best effort: returns None when the cache folder cannot be written. The folder keeps
+    its :data:`CACHE_KEEP` most recently used entries.
     """
     return _store_cached(_file_cache_path(key, cache_dir), data)
 
@@ -582,7 +561,7 @@ class OnnxRunner:
     Parameters
     ----------
     model_bytes : bytes
-        From :func:`export_model_bytes` (or its cache, :func:`cached_onnx_bytes`).
+        From :func:`export_model_bytes` (or a cached export).
     threads : int
         ONNX Runtime intra-op threads; 1 (the default) for the batch-1 live path, where more
         threads only add synchronisation (and would compete with the audio and GUI threads).

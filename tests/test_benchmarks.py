@@ -282,3 +282,20 @@ def test_bench_startup_times_three_ways_and_checks_the_torch_free_one(synthetic_
     assert all(len(times) == 1 and times[0] > 0 for times in result["seconds"].values())
     assert result["later_runs_without_torch"] is True  # the point of the cached export
     assert "label tone" in done.stdout
+
+
+@pytest.fixture
+def bench_common(monkeypatch: pytest.MonkeyPatch):
+    yield from _import_benchmark(monkeypatch, "common")
+
+
+def test_results_record_the_cpu_model_and_its_bfloat16_support(bench_common, tmp_path: Path) -> None:
+    common = bench_common
+    lines = "processor\t: {n}\nmodel name\t: Example CPU {n}\nflags\t\t: fpu sse2 avx2 {extra}\n\n"
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("".join(lines.format(n=n, extra="avx512f avx512_bf16") for n in range(2)))
+    older = tmp_path / "older"
+    older.write_text(lines.format(n=0, extra="avx512f"))
+    assert common.cpu_info(zen4) == {"cpu_model": "Example CPU 0", "cpu_bf16": True}
+    assert common.cpu_info(older) == {"cpu_model": "Example CPU 0", "cpu_bf16": False}
+    assert common.cpu_info(tmp_path / "absent") == {"cpu_model": None, "cpu_bf16": None}

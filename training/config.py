@@ -302,7 +302,7 @@ class OptimConfig:
         Stop after this many epochs without a better validation accuracy; 0 disables early stopping.
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision. On CUDA ``auto`` is bf16 where supported, else fp16. On the CPU only
-        ``bf16`` turns it on (about 1.7x faster training where the CPU has AVX-512 BF16 or AMX,
+        ``bf16`` turns it on (about 1.6x faster training where the CPU has AVX-512 BF16 or AMX,
         slower where it has neither); the other values train in float32 there.
     ema_decay : float
         Exponential moving average of the weights (and normalisation statistics) per step; the
