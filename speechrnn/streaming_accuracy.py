@@ -36,7 +36,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -497,6 +497,60 @@ def estimate_snr_db(audio: np.ndarray, start: float, end: float, *, sample_rate:
     return 10.0 * math.log10(signal / noise)
 
 
+def pool_scores(scores: Sequence[StreamingScore]) -> StreamingScore:
+    """One score over several streams: counts and durations add up, latencies and outcomes are pooled.
+
+    Parameters
+    ----------
+    scores : sequence of StreamingScore
+        From :func:`score_detections`, one per stream.
+
+    Returns
+    -------
+    StreamingScore
+        Its rates (matched %, false detections per 10 minutes) are over all the streams together,
+        and its latency percentiles over every matched word of every stream.
+    """
+    if not scores:
+        raise ValueError("pool_scores needs at least one score")
+    pooled: dict[str, Any] = {
+        f.name: sum(getattr(s, f.name) for s in scores) for f in fields(StreamingScore)
+        if f.name not in ("latencies", "outcomes")
+    }  # fmt: skip
+    return StreamingScore(
+        **pooled,
+        latencies=tuple(itertools.chain.from_iterable(s.latencies for s in scores)),
+        outcomes=tuple(itertools.chain.from_iterable(s.outcomes for s in scores)),
+    )
+
+
+def pool_counts(tables: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up the nested count tables of several streams' diagnostics.
+
+    Numbers under the same keys are summed (a key missing from a stream counts 0); every
+    ``matched_percent`` is recomputed from the pooled ``matched`` and ``n``.
+
+    Parameters
+    ----------
+    tables : sequence of mapping
+        E.g. the ``"diagnostics"`` of several :func:`evaluate` reports.
+
+    Returns
+    -------
+    dict
+    """
+    pooled: dict[str, Any] = {}
+    for table in tables:
+        for key, value in table.items():
+            if isinstance(value, Mapping):
+                pooled[key] = pool_counts([pooled.get(key, {}), value])
+            elif key != "matched_percent":
+                pooled[key] = pooled.get(key, 0) + value
+    if "n" in pooled and "matched" in pooled:
+        pooled["matched_percent"] = round(100.0 * pooled["matched"] / max(1, pooled["n"]), 1)
+    return pooled
+
+
 def diagnostics(
     score: StreamingScore, truth: Sequence[tuple[str, float, float]], audio: np.ndarray, *, sample_rate: int
 ) -> dict[str, Any]:
@@ -708,6 +762,7 @@ def evaluate(
     noise_db: tuple[float, float] = (-50.0, -30.0),
     tune: bool = False,
     save_wav: str | Path | None = None,
+    streams: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Build a stream from a Speech Commands split, run the streaming recognizer, and score it.
@@ -740,6 +795,10 @@ def evaluate(
     save_wav : path, optional
         Write the stream there (16-bit WAV) for listening or ``speechrnn listen --file``; it must
         end in ``.wav`` and its folder must exist (checked before any work).
+    streams : int
+        Number of streams, built with seeds ``seed``, ``seed + 1``, ...; with more than one the
+        report pools them (counts and durations add up, latencies are pooled) and lists each
+        stream's own report under ``"streams"``. ``tune`` and ``save_wav`` need one stream.
     progress : bool
 
     Returns
@@ -747,6 +806,71 @@ def evaluate(
     dict
         The report (JSON-compatible).
     """
+    if streams < 1:
+        raise ValueError(f"streams must be at least 1, not {streams}")
+    if streams > 1 and (tune or save_wav):
+        raise ValueError("tuning and saving the stream work on one stream; leave out streams")
+    options = dict(
+        data=data, split=split, minutes=minutes, model=model, noise_minutes=noise_minutes,
+        oov_fraction=oov_fraction, hop=hop, device=device, backend=backend, decision=decision,
+        gap_seconds=gap_seconds, noise_db=noise_db, progress=progress,
+    )  # fmt: skip
+    if streams == 1:
+        return _evaluate_one(**options, seed=seed, tune=tune, save_wav=save_wav)[0]
+    results = [_evaluate_one(**options, seed=seed + i, tune=False, save_wav=None) for i in range(streams)]
+    return pool_reports([r for r, _ in results], [s for _, s in results])
+
+
+def pool_reports(reports: Sequence[dict[str, Any]], scores: Sequence[StreamingScore]) -> dict[str, Any]:
+    """One report over several streams' reports (from :func:`evaluate`) and their scores.
+
+    The ``"score"`` and ``"diagnostics"`` are pooled (see :func:`pool_scores` and
+    :func:`pool_counts`), stream lengths and processing times add up, and ``"streams"`` keeps the
+    reports given.
+    """
+    first = reports[0]
+    stream_keys = ("duration_seconds", "words", "commands", "oov_words", "noise_only_seconds")
+    duration = sum(r["stream"]["duration_seconds"] for r in reports)
+    seconds = sum(r["processing"]["seconds"] for r in reports)
+    return {
+        **{k: first[k] for k in ("model", "data", "split", "backend", "hop_seconds")},
+        "seeds": [r["seed"] for r in reports],
+        "stream": {
+            **first["stream"],
+            **{k: round(sum(r["stream"][k] for r in reports), 2) for k in stream_keys},
+        },
+        "decision": first["decision"],
+        "score": pool_scores(scores).as_dict(),
+        "diagnostics": pool_counts([r["diagnostics"] for r in reports]),
+        "processing": {
+            "seconds": round(seconds, 2),
+            "real_time_factor": round(seconds / max(duration, 1e-9), 4),
+            "steps": sum(r["processing"]["steps"] for r in reports),
+        },
+        "streams": list(reports),
+    }
+
+
+def _evaluate_one(
+    *,
+    data: str | Path,
+    split: str,
+    minutes: float,
+    model: str | Path | None,
+    noise_minutes: float,
+    oov_fraction: float,
+    hop: float,
+    seed: int,
+    device: str,
+    backend: str,
+    decision: DecisionConfig | None,
+    gap_seconds: tuple[float, float],
+    noise_db: tuple[float, float],
+    tune: bool,
+    save_wav: str | Path | None,
+    progress: bool,
+) -> tuple[dict[str, Any], StreamingScore]:
+    """One stream of :func:`evaluate`: its report and its score."""
     import soundfile as sf
     import torch
 
@@ -849,16 +973,18 @@ def evaluate(
             base=decision,
         )
         report["tuning"] = [{"decision": asdict(c), "score": s.as_dict()} for c, s in ranked[:15]]
-    return report
+    return report, score
 
 
 def format_report(report: dict[str, Any]) -> str:
     """A short human-readable summary of :func:`evaluate`'s report."""
     s = report["score"]
+    seeds = report.get("seeds")
+    pooled = f", {len(seeds)} streams pooled, seeds {seeds[0]}-{seeds[-1]}" if seeds else ""
     lines = [
         f"stream: {report['stream']['duration_seconds'] / 60:.1f} min, {s['commands']} commands, "
         f"{s['oov_words']} out-of-vocabulary words, {report['stream']['noise_only_seconds'] / 60:.1f} min noise only "
-        f"({report['split']} split)",
+        f"({report['split']} split{pooled})",
         f"matched {s['matched_percent']:.1f}%  wrong {s['wrong_percent']:.1f}%  missed {s['missed_percent']:.1f}%  "
         f"false positives {s['false_positive_percent']:.1f}% ({s['false_positives']}: "
         f"{s['false_on_oov']} on OOV words, {s['false_duplicates']} duplicates, {s['false_in_noise']} in noise)",
@@ -930,6 +1056,10 @@ def _option_problem(args: argparse.Namespace) -> str | None:
         return f"--minutes must be a positive number of minutes, not {args.minutes:g}"
     if not (math.isfinite(args.noise_minutes) and args.noise_minutes >= 0):
         return f"--noise-minutes must be a number of minutes >= 0, not {args.noise_minutes:g}"
+    if args.streams < 1:
+        return f"--streams must be at least 1, not {args.streams}"
+    if args.streams > 1 and (args.tune or args.save_wav):
+        return "--tune and --save-wav work on one stream; leave out --streams"
     if not (0 <= args.oov_fraction < 1):
         return f"--oov-fraction must be in [0, 1) (a share of the words), not {args.oov_fraction:g}"
     if not (math.isfinite(low) and math.isfinite(high) and low <= high <= 0):
@@ -956,6 +1086,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (default auto: ONNX Runtime on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--streams", type=int, default=1,
+                        help="streams to build (seeds SEED, SEED+1, ...) and pool in one report (default 1)")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: DecisionConfig's)")
     parser.add_argument("--window", type=float, help="averaging window, seconds")
     parser.add_argument("--suppression", type=float, help="suppression, seconds")
@@ -1019,12 +1151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             noise_db=tuple(args.noise_db),
             tune=args.tune,
             save_wav=args.save_wav,
+            streams=args.streams,
             progress=not args.quiet,
         )
     except (SpeechRNNError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         remove_empty(made)
         return 1
+    for one in report.get("streams", []):
+        t = one["score"]
+        print(
+            f"seed {one['seed']}: matched {t['matched']}/{t['commands']} ({t['matched_percent']:.2f}%), "
+            f"{t['false_positives']} false ({t['false_per_10min']:.2f} per 10 min), "
+            f"median latency {_ms(t['latency_median_seconds'])}"
+        )
     print(format_report(report))
     if out is not None:
         tmp = out.with_name(f".{out.name}.tmp")

@@ -17,6 +17,8 @@ from speechrnn.streaming_accuracy import (
     main,
     make_background,
     miss_causes,
+    pool_counts,
+    pool_scores,
     score_detections,
 )
 
@@ -102,6 +104,46 @@ def test_score_detections_counts_every_kind() -> None:
     assert early.matched == 1 and early.latency_median == pytest.approx(-0.2)
     late = score_detections([detection("yes", 2.3)], truth[:1], duration_seconds=5.0)
     assert late.matched == 0 and late.false_in_noise == 1 and late.missed == 1
+
+
+
+def test_pooled_score_is_over_all_streams_together() -> None:
+    truth = [("yes", 1.0, 1.5), ("no", 4.0, 4.4), ("_unknown_", 7.0, 7.5)]
+    one = score_detections(
+        [detection("yes", 1.6), detection("stop", 7.3)], truth, duration_seconds=10.0, noise_only_seconds=2.0
+    )
+    two = score_detections(
+        [detection("yes", 1.9), detection("no", 4.6), detection("up", 9.0)],
+        truth,
+        duration_seconds=50.0,
+        noise_only_seconds=30.0,
+    )
+    pooled = pool_scores([one, two])
+    assert (pooled.commands, pooled.oov_words, pooled.matched, pooled.missed) == (4, 2, 3, 1)
+    assert (pooled.false_positives, pooled.false_on_oov, pooled.false_in_noise) == (2, 1, 1)
+    assert pooled.duration_seconds == 60.0 and pooled.noise_only_seconds == 32.0
+    # rates over the total: 2 false in 60 s is 20 per 10 min (not the mean of 60 and 12)
+    assert pooled.false_per_10min == pytest.approx(20.0)
+    assert pooled.matched_percent == 75.0
+    assert sorted(pooled.latencies) == pytest.approx([0.1, 0.2, 0.4]) and pooled.latency_median == pytest.approx(0.2)
+    assert pooled.outcomes == one.outcomes + two.outcomes
+    with pytest.raises(ValueError, match="at least one"):
+        pool_scores([])
+
+
+def test_pool_counts_adds_nested_tables_and_recomputes_percentages() -> None:
+    a = {"by_word": {"yes": {"n": 3, "matched": 3, "matched_percent": 100.0}}, "oov_detected_as": {"up": 1}}
+    b = {
+        "by_word": {"yes": {"n": 1, "matched": 0, "matched_percent": 0.0}, "no": {"n": 2, "matched": 1}},
+        "oov_detected_as": {"up": 2, "go": 1},
+    }
+    assert pool_counts([a, b]) == {
+        "by_word": {
+            "yes": {"n": 4, "matched": 3, "matched_percent": 75.0},
+            "no": {"n": 2, "matched": 1, "matched_percent": 50.0},
+        },
+        "oov_detected_as": {"up": 3, "go": 1},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -279,6 +321,9 @@ def test_cli_bad_save_wav_is_one_line_before_any_work(
         (["--noise-db", "-30", "-50"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
         (["--noise-db", "-10", "6"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
         (["--noise-db", "nan", "-30"], "--noise-db LOW HIGH must be finite levels in dBFS with LOW <= HIGH <= 0"),
+        (["--streams", "0"], "--streams must be at least 1, not 0"),
+        (["--streams", "2", "--tune"], "--tune and --save-wav work on one stream; leave out --streams"),
+        (["--streams", "3", "--save-wav", "s.wav"], "--tune and --save-wav work on one stream; leave out --streams"),
     ],
 )
 def test_cli_bad_stream_options_are_one_line_before_any_work(
@@ -330,3 +375,30 @@ def test_cli_warns_when_tuning_on_the_test_split(
     warning = "warning: --tune on the testing split: settings chosen on it make its figures optimistic; " \
         "tune on --split validation"
     assert lines == ([warning] if warned else []) + ["error: stop here"]
+
+
+def test_cli_pools_several_streams(
+    synthetic_model: Path, synthetic_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pooled.json"
+    options = ["--data", str(synthetic_tree), "--minutes", "0.4", "--noise-minutes", "0.2"]
+    options += ["--model", str(synthetic_model), "--quiet", "--seed", "5"]
+    assert main([*options, "--streams", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 streams pooled, seeds 5-6" in printed and printed.count("\nseed ") + printed.startswith("seed ") == 2
+    report = json.loads(out.read_text())
+    assert report["seeds"] == [5, 6] and [r["seed"] for r in report["streams"]] == [5, 6]
+    per_stream = [r["score"] for r in report["streams"]]
+    assert per_stream[0] != per_stream[1]  # two different streams
+    for key in ("commands", "matched", "wrong", "missed", "false_positives", "noise_only_false"):
+        assert report["score"][key] == sum(s[key] for s in per_stream), key
+    total = sum(s["duration_seconds"] for s in per_stream)
+    assert report["score"]["duration_seconds"] == pytest.approx(total)
+    pooled = report["score"]
+    assert pooled["false_per_10min"] == pytest.approx(pooled["false_positives"] / total * 600, abs=0.01)
+    assert report["stream"]["words"] == sum(r["stream"]["words"] for r in report["streams"])
+    lost = report["diagnostics"]["lost_commands"]["counts"]
+    assert sum(lost.values()) == report["score"]["missed"] + report["score"]["wrong"]
+    # the second stream alone, with its own seed, is what the pooled report lists for it
+    assert main([*options, "--seed", "6", "--out", str(tmp_path / "one.json")]) == 0
+    assert json.loads((tmp_path / "one.json").read_text())["score"] == per_stream[1]
