@@ -30,6 +30,7 @@ on the same stream; do it on the validation split, never on the test split.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -806,14 +807,27 @@ def evaluate(
     dict
         The report (JSON-compatible).
     """
+    from speechrnn.decisions import DecisionConfig
+    from speechrnn.inference import Classifier
+
     if streams < 1:
         raise ValueError(f"streams must be at least 1, not {streams}")
     if streams > 1 and (tune or save_wav):
         raise ValueError("tuning and saving the stream work on one stream; leave out streams")
+    root = Path(data)
+    if save_wav:
+        save_wav = check_save_wav(save_wav)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: data folder not found")
+    # what every stream shares is loaded once: the model, and the background noise recordings when
+    # the first stream needs them (after its clips, so that a tree without list files says so first)
+    classifier = Classifier.from_file(model, device=device, backend=backend)
+    rate = classifier.feature_config.sample_rate
+    background = functools.cache(lambda: _background_noise(root, sample_rate=rate))
     options = dict(
-        data=data, split=split, minutes=minutes, model=model, noise_minutes=noise_minutes,
-        oov_fraction=oov_fraction, hop=hop, device=device, backend=backend, decision=decision,
-        gap_seconds=gap_seconds, noise_db=noise_db, progress=progress,
+        classifier=classifier, model_name=str(model) if model else "default", root=root, background=background,
+        split=split, minutes=minutes, noise_minutes=noise_minutes, oov_fraction=oov_fraction, hop=hop,
+        decision=decision or DecisionConfig(), gap_seconds=gap_seconds, noise_db=noise_db, progress=progress,
     )  # fmt: skip
     if streams == 1:
         return _evaluate_one(**options, seed=seed, tune=tune, save_wav=save_wav)[0]
@@ -851,41 +865,43 @@ def pool_reports(reports: Sequence[dict[str, Any]], scores: Sequence[StreamingSc
     }
 
 
+def _background_noise(root: Path, *, sample_rate: int) -> tuple[list[Path], list[np.ndarray]]:
+    """The ``_background_noise_`` recordings of a Speech Commands folder: their paths and audio at ``sample_rate``."""
+    from speechrnn.audio import load_audio
+
+    files = sorted(p for p in (root / NOISE_FOLDER).glob("*") if p.suffix.lower() in (".wav", ".flac"))
+    if not files:
+        raise FileNotFoundError(f"{root / NOISE_FOLDER}: no background noise recordings")
+    return files, [load_audio(p, sample_rate=sample_rate) for p in files]
+
+
 def _evaluate_one(
     *,
-    data: str | Path,
+    classifier: Classifier,
+    model_name: str,
+    root: Path,
+    background: Callable[[], tuple[list[Path], list[np.ndarray]]],
     split: str,
     minutes: float,
-    model: str | Path | None,
     noise_minutes: float,
     oov_fraction: float,
     hop: float,
     seed: int,
-    device: str,
-    backend: str,
-    decision: DecisionConfig | None,
+    decision: DecisionConfig,
     gap_seconds: tuple[float, float],
     noise_db: tuple[float, float],
     tune: bool,
-    save_wav: str | Path | None,
+    save_wav: Path | None,
     progress: bool,
 ) -> tuple[dict[str, Any], StreamingScore]:
-    """One stream of :func:`evaluate`: its report and its score."""
+    """One stream of :func:`evaluate` (its checked options, model and noise loader): its report and its score."""
     import soundfile as sf
     import torch
 
     from speechrnn.audio import load_audio
-    from speechrnn.decisions import DecisionConfig, decide
+    from speechrnn.decisions import decide
     from speechrnn.errors import SpeechRNNError
-    from speechrnn.inference import Classifier
 
-    root = Path(data)
-    if save_wav:
-        save_wav = check_save_wav(save_wav)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: data folder not found")
-    classifier = Classifier.from_file(model, device=device, backend=backend)
-    decision = decision or DecisionConfig()
     rate = classifier.feature_config.sample_rate
     commands = [label for label in classifier.labels if label not in (UNKNOWN, SILENCE)]
     rng = np.random.default_rng(seed)
@@ -894,10 +910,7 @@ def _evaluate_one(
     chosen = select_clips(root, split=split, commands=commands, n_words=n_words, oov_fraction=oov_fraction, rng=rng)
     clip_samples = classifier.feature_config.clip_samples
     clips = [(load_audio(root / path, sample_rate=rate)[:clip_samples], label) for path, label in chosen]
-    noise_files = sorted(p for p in (root / NOISE_FOLDER).glob("*") if p.suffix.lower() in (".wav", ".flac"))
-    if not noise_files:
-        raise FileNotFoundError(f"{root / NOISE_FOLDER}: no background noise recordings")
-    noise = [load_audio(p, sample_rate=rate) for p in noise_files]
+    noise_files, noise = background()
     audio, truth = build_stream(
         clips,
         noise=noise,
@@ -934,7 +947,7 @@ def _evaluate_one(
         return [classifier.labels[i] for i in classifier.probabilities(batch).argmax(axis=1)]
 
     report: dict[str, Any] = {
-        "model": str(model) if model else "default",
+        "model": model_name,
         "data": str(root),
         "split": split,
         "seed": seed,
