@@ -36,7 +36,8 @@ Output schema
 One record per input file, in sorted path order (the same order in every format)::
 
     {
-      "path": "clips/yes/0a7c2a8d_nohash_0.wav",   # the file, as found or named
+      "path": "clips/yes/0a7c2a8d_nohash_0.wav",   # the file, as found or named (bytes of a
+                                # name that are not UTF-8 as \\xNN)
       "label": "yes",           # clip or short recording: the most probable class; long file:
                                 # the best detection's label, or "_silence_"/"_unknown_"
                                 # (whichever had the higher mean probability over the windows)
@@ -83,6 +84,7 @@ file list, so the outputs of shards 1..N concatenated in order are the output of
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import json
 import math
@@ -101,6 +103,7 @@ import numpy as np
 
 from speechrnn.decisions import CommandDecider, DecisionConfig, Detection
 from speechrnn.errors import AudioError, SpeechRNNError
+from speechrnn.outputs import silence_stdout
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
@@ -221,10 +224,15 @@ class FileRecord:
         """True when the file was classified."""
         return self.error is None
 
+    @property
+    def shown_path(self) -> str:
+        """``path`` as any output can hold it: bytes of a file name that are not UTF-8 as ``\\xNN``."""
+        return shown_path(self.path)
+
     def as_dict(self) -> dict[str, Any]:
         """The record in the documented JSON schema."""
         return {
-            "path": self.path,
+            "path": self.shown_path,
             "label": self.label,
             "score": None if self.score is None else round(float(self.score), 6),
             "top_k": [{"label": name, "score": round(float(p), 6)} for name, p in self.top_k],
@@ -861,6 +869,20 @@ def classify_files(
 # ------------------------------------------------------------------------------------------------
 
 
+def shown_path(path: str) -> str:
+    """A file name as text that UTF-8 can encode.
+
+    Python keeps the bytes of a file name that are not valid UTF-8 as lone surrogates, which no
+    output can write; they are shown as ``\\xNN`` instead (``b"bad\\xff.wav"`` becomes
+    ``"bad\\\\xff.wav"``). Any other name is returned unchanged.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
+
+
 def _fmt_score(value: float | None) -> str:
     return "" if value is None else f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"
 
@@ -868,7 +890,7 @@ def _fmt_score(value: float | None) -> str:
 def csv_row(record: FileRecord) -> list[str]:
     """The CSV cells of a record (columns :data:`CSV_COLUMNS`)."""
     return [
-        record.path,
+        record.shown_path,
         record.label or "",
         _fmt_score(record.score),
         ";".join(f"{name}:{_fmt_score(p)}" for name, p in record.top_k),
@@ -915,6 +937,11 @@ class _Writer:
         self.stream = stream
         self.format = fmt
         self.count = 0
+        # a stream that cannot hold every character (PYTHONIOENCODING=ascii, a Latin-1 terminal):
+        # JSON escapes them (\\u00fc), table and CSV write them as backslash escapes
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._unicode = codecs.lookup(encoding).name.startswith("utf")
+        self._encoding = encoding
         self._last_flush = time.monotonic()
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         self._widths = (max(4, path_width), max(5, label_width))
@@ -930,19 +957,25 @@ class _Writer:
     def write(self, record: FileRecord) -> None:
         fmt = self.format
         if fmt == "jsonl":
-            self.stream.write(json.dumps(record.as_dict(), ensure_ascii=False) + "\n")
+            self.stream.write(json.dumps(record.as_dict(), ensure_ascii=not self._unicode) + "\n")
         elif fmt == "json":
-            self.stream.write(("\n" if self.count == 0 else ",\n") + json.dumps(record.as_dict(), ensure_ascii=False))
+            text = json.dumps(record.as_dict(), ensure_ascii=not self._unicode)
+            self.stream.write(("\n" if self.count == 0 else ",\n") + text)
         elif fmt == "csv":
             assert self._csv is not None
-            self._csv.writerow(csv_row(record))
+            self._csv.writerow([self._text(cell) for cell in csv_row(record)])
         else:
-            self.stream.write(self._table_line(record) + "\n")
+            self.stream.write(self._text(self._table_line(record)) + "\n")
         self.count += 1
         now = time.monotonic()
         if now - self._last_flush > 0.5:
             self.flush()
             self._last_flush = now
+
+    def _text(self, text: str) -> str:
+        if self._unicode:
+            return text
+        return text.encode(self._encoding, "backslashreplace").decode(self._encoding)
 
     def _table_line(self, record: FileRecord) -> str:
         pw, lw = self._widths
@@ -956,8 +989,9 @@ class _Writer:
             shown = " ".join(f"{d.label}@{d.start:.2f}-{d.end:.2f}" for d in record.detections[:8])
             details = f"{n} detection{'s' if n != 1 else ''}: {shown}{' ...' if n > 8 else ''}"
         else:
-            details = " ".join(f"{name}:{p:.3f}" for name, p in record.top_k[1:])
-        return f"{record.path:<{pw}}  {label:<{lw}}  {score:>6}  {seconds:>8}  {details}".rstrip()
+            # the other classes: a long file's label is not always its top_k's first
+            details = " ".join(f"{name}:{p:.3f}" for name, p in record.top_k if name != record.label)
+        return f"{record.shown_path:<{pw}}  {label:<{lw}}  {score:>6}  {seconds:>8}  {details}".rstrip()
 
     def flush(self) -> None:
         self.stream.flush()
@@ -1073,9 +1107,11 @@ def run_classify(
             raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
         shard_value = parse_shard(shard) if isinstance(shard, str) else shard
         files = shard_files(collect_audio_files(paths, recursive=recursive, on_error=folder_error), shard_value)
+        out_name = None if output is None else os.fspath(output)
+        if out_name is not None and out_name != "-":
+            _check_not_an_input(out_name, files)
     except (UsageError, ValueError) as exc:
         return fail(str(exc))
-    out_name = None if output is None else os.fspath(output)
     chosen = _choose_format(fmt, out_name, stdout)
     if shard_value is not None and not files:
         print(f"speechrnn classify: shard {shard_value[0]}/{shard_value[1]} has no files", file=stderr)
@@ -1084,9 +1120,10 @@ def run_classify(
     progress: Any = None
     failed = 0
     interrupted = False
+    write_error: OSError | None = None
 
     def loaded(labels: tuple[str, ...]) -> None:
-        nonlocal stream, writer, progress
+        nonlocal stream, writer, progress, write_error
         if out_name is None or out_name == "-":
             stream = stdout
         else:
@@ -1094,9 +1131,15 @@ def run_classify(
                 stream = open(out_name, "w", encoding="utf-8", newline="")
             except OSError as exc:
                 raise UsageError(f"cannot write {out_name}: {exc.strerror or exc}") from None
-        path_width = max((len(p) for p in files), default=4)
+        path_width = max((len(shown_path(p)) for p in files), default=4)
         label_width = max((len(label) for label in labels), default=5)
-        writer = _Writer(stream, chosen, path_width=path_width, label_width=label_width)
+        try:
+            writer = _Writer(stream, chosen, path_width=path_width, label_width=label_width)  # writes a header
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            write_error = exc  # reported as the output's failure below
+            raise UsageError(str(exc)) from None
         if not quiet and bool(getattr(stderr, "isatty", lambda: False)()):
             from tqdm import tqdm
 
@@ -1125,8 +1168,21 @@ def run_classify(
                             on_scan=scanning)
     try:
         for record in records:
-            assert writer is not None
-            writer.write(record)
+            assert writer is not None and stream is not None
+            try:
+                if progress is not None and _is_terminal(stream):
+                    # rows and the bar share the terminal: take the bar away while a row is written
+                    progress.clear()
+                    writer.write(record)
+                    stream.flush()
+                    progress.refresh()
+                else:
+                    writer.write(record)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # the output itself: a full disk, a device gone
+                write_error = exc
+                break
             if not record.ok:
                 failed += 1
                 message = f"{record.path}: {record.error}"
@@ -1150,10 +1206,12 @@ def run_classify(
         records.close()
         if progress is not None:
             progress.close()
-        if writer is not None:
-            writer.close()
-        if stream is not None and stream is not stdout:
-            stream.close()
+        write_error = _finish_output(writer, stream, stdout, write_error)
+    if write_error is not None:
+        if stream is stdout and stdout is sys.stdout:
+            silence_stdout()  # Python's own flush at exit would fail on it again
+        where = "standard output" if stream is stdout else out_name
+        return fail(f"cannot write {where}: {write_error.strerror or write_error}")
     if usage_error is not None:
         return fail(usage_error)
     if interrupted:
@@ -1161,6 +1219,44 @@ def run_classify(
         print(f"speechrnn classify: interrupted after {done} of {len(files)} files", file=stderr)
         return 130
     return 1 if failed or unlisted else 0
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+def _check_not_an_input(output: str, files: Sequence[str]) -> None:
+    """Raise UsageError when ``output`` is one of the files to classify (opening it would empty it)."""
+    try:
+        target = os.stat(output)
+    except OSError:
+        return  # a new file (or one that cannot be looked at: opening it says why)
+    for path in files:
+        try:
+            found = os.stat(path)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            raise UsageError(f"--output {output} is one of the files to classify; writing it would destroy it")
+
+
+def _finish_output(writer: _Writer | None, stream: TextIO | None, stdout: TextIO,
+                   error: OSError | None) -> OSError | None:
+    """Close the document and the output file; the first write error met (or ``error``)."""
+    if writer is not None and error is None:
+        try:
+            writer.close()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            error = exc
+    if stream is not None and stream is not stdout:
+        try:
+            stream.close()
+        except OSError as exc:
+            error = error or exc
+    return error
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -61,18 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`speechrnn classify ... | head`): stop quietly
-        _silence_stdout()
+        from speechrnn.outputs import silence_stdout
+
+        silence_stdout()
         return 141  # 128 + SIGPIPE, as a command killed by the broken pipe would report
-
-
-def _silence_stdout() -> None:
-    """Point stdout at the null device so that Python's flush at exit cannot fail again."""
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (OSError, ValueError, AttributeError):  # no real stdout file descriptor
-        pass
 
 
 if __name__ == "__main__":

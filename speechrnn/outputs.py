@@ -9,12 +9,13 @@ the ones it made.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from speechrnn.errors import SpeechRNNError
 
-__all__ = ["make_folders", "remove_empty"]
+__all__ = ["make_folders", "remove_empty", "silence_stdout"]
 
 
 def make_folders(folder: str | os.PathLike[str], *, name: str, doing: str) -> list[Path]:
@@ -63,3 +64,16 @@ def remove_empty(folders: Sequence[Path]) -> None:
             folder.rmdir()
         except OSError:
             break
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device, so that Python's flush at exit cannot fail on it again.
+
+    For a command whose output went away (a closed pipe, a full disk) after it has said so.
+    """
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real stdout file descriptor
+        pass

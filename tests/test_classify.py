@@ -23,6 +23,7 @@ from speechrnn.classify import (
     run_classify,
     scan_audio,
     shard_files,
+    write_records,
 )
 from speechrnn.decisions import DecisionConfig
 from speechrnn.inference import Classifier
@@ -481,3 +482,96 @@ def test_record_csv_flattening() -> None:
     assert row["top_k"] == "yes:0.9;no:0.05"
     assert row["n"] == "2" and row["detections"] == "yes@1.000-2.000;no@4.250-5.250"
     assert row["duration"] == "8.000" and row["error"] == ""
+
+
+def test_file_names_that_are_not_utf8_are_written_escaped(classifier, tmp_path) -> None:
+    """A name with bytes that are not UTF-8 is classified, and every format can still be written and read back."""
+    folder = tmp_path / "names"
+    folder.mkdir()
+    buffer = io.BytesIO()
+    sf.write(buffer, make_class_clip("rise", np.random.default_rng(2)), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    try:
+        with open(os.path.join(os.fsencode(folder), b"bad\xff\xfename.wav"), "wb") as f:
+            f.write(buffer.getvalue())
+    except OSError:
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    for fmt in ("jsonl", "json", "csv", "table"):
+        status, text, err = run(classifier, [folder], tmp_path, fmt)
+        assert status == 0, err
+        (record,) = parse_output(text, fmt)
+        assert record["path"].endswith("bad\\xff\\xfename.wav") and record["label"] == "rise"
+
+
+def test_output_stream_that_cannot_hold_every_character(classifier, tmp_path) -> None:
+    """An ASCII standard output gets escapes instead of a crash: JSON stays valid JSON."""
+    path = write_wav(tmp_path / "caf\u00e9 \u65e5\u672c.wav", make_class_clip("fall", np.random.default_rng(3)))
+    for fmt in ("jsonl", "table", "csv"):
+        raw = io.BytesIO()
+        out = io.TextIOWrapper(raw, encoding="ascii", newline="")
+        status = run_classify(paths=[path], classifier=classifier, fmt=fmt, stdout=out, stderr=io.StringIO(),
+                              quiet=True, workers=0)
+        out.flush()
+        text = raw.getvalue().decode("ascii")
+        assert status == 0
+        if fmt == "jsonl":
+            assert json.loads(text)["path"] == str(path)
+        else:
+            assert "caf\\xe9 \\u65e5\\u672c.wav" in text and "fall" in text
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_an_output_that_fails_while_writing_is_one_line(classifier, tmp_path) -> None:
+    """A full disk: one line naming the output and the reason, exit status 2, no traceback."""
+    path = write_wav(tmp_path / "a.wav", make_class_clip("rise", np.random.default_rng(4)))
+    err = io.StringIO()
+    status = run_classify(paths=[path], classifier=classifier, fmt="csv", output="/dev/full", stderr=err,
+                          quiet=True, workers=0)
+    assert status == 2
+    assert err.getvalue() == "speechrnn classify: error: cannot write /dev/full: No space left on device\n"
+
+
+def test_output_that_is_one_of_the_inputs_is_refused(classifier, tmp_path) -> None:
+    """`-o clip.wav` naming a file to classify would empty it before it is read: refused, the file untouched."""
+    path = write_wav(tmp_path / "clip.wav", make_class_clip("rise", np.random.default_rng(5)))
+    before = path.read_bytes()
+    err = io.StringIO()
+    status = run_classify(paths=[tmp_path], classifier=classifier, fmt="csv", output=path, stderr=err, workers=0)
+    assert status == 2 and "clip.wav is one of the files to classify" in err.getvalue()
+    assert path.read_bytes() == before
+
+
+def test_table_details_show_the_classes_other_than_the_label() -> None:
+    """A long file's label (the mean winner) need not head its top_k (the peaks): the table must not hide the top."""
+    record = FileRecord(path="long.wav", label="_silence_", score=0.59, duration=4.0,
+                        top_k=(("_unknown_", 0.956), ("_silence_", 0.948), ("up", 0.178)))
+    out = io.StringIO()
+    write_records(out, [record], "table")
+    row = out.getvalue().splitlines()[1]
+    assert row.split()[1] == "_silence_" and row.endswith("_unknown_:0.956 up:0.178")
+
+
+def test_table_rows_and_progress_bar_share_a_terminal(classifier, tmp_path) -> None:
+    """On one terminal, the bar is cleared before each row, so no row is glued to the bar."""
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        write_wav(tmp_path / "clips" / f"{i}.wav", make_class_clip("rise", rng))
+    terminal = _Terminal()
+    status = run_classify(paths=[tmp_path / "clips"], classifier=classifier, fmt="table", stdout=terminal,
+                          stderr=terminal, workers=0)
+    assert status == 0
+    text = terminal.getvalue()
+    for i in range(3):
+        row = text.index(str(tmp_path / "clips" / f"{i}.wav"))
+        assert text[row - 1] in "\r\n", repr(text[max(0, row - 80):row])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_standard_output_is_one_line(synthetic_model, tmp_path, repo_env) -> None:
+    """`speechrnn classify ... > /dev/full`: the same one line, even when the CSV header is what fails."""
+    path = write_wav(tmp_path / "a.wav", make_class_clip("rise", np.random.default_rng(7)))
+    command = [sys.executable, "-m", "speechrnn", "classify", str(path), "--model", str(synthetic_model),
+               "--format", "csv", "--workers", "0"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=repo_env, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr == "speechrnn classify: error: cannot write standard output: No space left on device\n"
