@@ -324,6 +324,7 @@ def extract_archive(archive: Path, target: Path, *, progress: bool = True) -> Pa
         raise DownloadError(f"{archive}: archive not found")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_staging(target)
         staging = _make_staging_dir(target)
     except OSError as exc:
         raise DownloadError(f"{target}: cannot create it ({_os_reason(exc)})") from None
@@ -338,15 +339,43 @@ def extract_archive(archive: Path, target: Path, *, progress: bool = True) -> Pa
     return target
 
 
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.extracting-pid"
+
+
 def _make_staging_dir(target: Path) -> Path:
-    """Create an empty hidden folder next to ``target`` (normal permissions, unique name)."""
+    """Create an empty hidden folder next to ``target`` (normal permissions, unique name, our process id in it)."""
     while True:
-        staging = target.parent / f".{target.name}.extracting-{secrets.token_hex(4)}"
+        staging = target.parent / f"{_staging_prefix(target)}{os.getpid()}-{secrets.token_hex(4)}"
         try:
             staging.mkdir()
         except FileExistsError:
             continue
         return staging
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Delete the staging folders of ``target`` that killed extractions left (their process is gone).
+
+    A full data set is gigabytes; an extraction killed outright (SIGKILL, power loss) cannot clean
+    up after itself, so the next one does. Folders of live processes are left alone, and so is
+    everything on systems without POSIX signals (where probing a process id is not harmless).
+    """
+    if os.name != "posix":
+        return
+    prefix = _staging_prefix(target)
+    for leftover in target.parent.iterdir():
+        if not leftover.name.startswith(prefix) or not leftover.is_dir() or leftover.is_symlink():
+            continue
+        pid = leftover.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:  # alive but another user's, or not ours to probe
+            continue
 
 
 def _extract_members(archive: Path, staging: Path, *, progress: bool) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
@@ -473,3 +476,19 @@ def test_cli_download_command_through_argv(tmp_path: Path, capsys: pytest.Captur
     assert status == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("speechrnn download: error:")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids are probed with POSIX signals")
+def test_what_a_killed_extraction_left_is_removed_by_the_next(tmp_path: Path, archive_bytes: bytes) -> None:
+    """An extraction killed outright leaves its hidden staging folder; the next one deletes it, not a live one's."""
+    archive = tmp_path / "sc.tar.gz"
+    archive.write_bytes(archive_bytes)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f".data.extracting-pid{int(gone.stdout)}-0a0b0c0d"
+    (dead / "yes").mkdir(parents=True)
+    (dead / "yes" / "half.wav").write_bytes(b"RIFF")
+    live = tmp_path / f".data.extracting-pid{os.getpid()}-01020304"
+    live.mkdir()
+    extract_archive(archive, tmp_path / "data", progress=False)
+    assert not dead.exists() and live.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".data.")) == [live.name]

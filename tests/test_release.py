@@ -50,16 +50,16 @@ def test_cli_bad_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "o.pt").exists()
 
 
-def tiny_model(path: Path) -> Path:
+def tiny_model(path: Path, labels: tuple[str, ...] = LABELS) -> Path:
     """An untrained model file with the synthetic labels (release fails before its figures matter)."""
     from speechrnn.checkpoint import save_checkpoint
     from speechrnn.features import FeatureConfig
     from speechrnn.model import ModelConfig, SpeechRNN
 
     features = FeatureConfig()
-    config = ModelConfig(n_mels=features.n_mels, n_classes=len(LABELS), cell="gru", hidden_size=8, num_layers=1,
+    config = ModelConfig(n_mels=features.n_mels, n_classes=len(labels), cell="gru", hidden_size=8, num_layers=1,
                          conv_channels=8, conv_stride=2, pooling="attention", dropout=0.0)  # fmt: skip
-    return save_checkpoint(path, model=SpeechRNN(config), feature_config=features, labels=LABELS)
+    return save_checkpoint(path, model=SpeechRNN(config), feature_config=features, labels=labels)
 
 
 @pytest.mark.parametrize("old", [None, b"the model shipped before"])
@@ -131,3 +131,20 @@ def test_failed_release_leaves_the_docs_as_they_were(tmp_path: Path, monkeypatch
     assert [p.name for p in docs.iterdir()] == ["m_eval.json"]  # no new outputs, no temporary folder
     assert (docs / "m_eval.json").read_text() == "the report of the model released before\n"
     assert not out.exists()
+
+
+def test_a_model_without_silence_and_unknown_is_released_without_those_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The v2-35 task has no _silence_ or _unknown_ class: it is released, with OOV and silence not measured."""
+    root = tmp_path / "speech_commands"
+    write_speech_commands_tree(root, per_word=6, rng=np.random.default_rng(0), noise_seconds=2.0)
+    out = tmp_path / "release.pt"
+    words = tuple(label for label in LABELS if not label.startswith("_"))
+    status = main([str(tiny_model(tmp_path / "best.pt", words)), "--data", str(root), "--out", str(out),
+                   "--docs", str(tmp_path / "docs"), "--name", "m", "--quiet"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert status == 0 and "OOV and silence: not measured" in printed
+    summary = load_checkpoint(out).summary
+    assert summary["oov"] is None and summary["silence"] is None and "test_accuracy" in summary
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["m_confusion.png", "m_eval.json"]

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -501,7 +502,8 @@ def test_a_run_killed_while_plotting_its_last_epoch_is_completed_without_leftove
     _kill_while_plotting_the_last_epoch(args, out, monkeypatch)
     assert main(_argv(args, out)) == 0  # the same command again: no epoch left, the run is completed
     assert "best validation accuracy" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt", "log.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "config.json", "curves.png", "last.pt",
+                                                     "log.csv"]
     assert [int(r["epoch"]) for r in _read_csv(out / "log.csv")] == [1, 2]
     summary = load_checkpoint(out / "best.pt").summary
     assert summary["epochs"] == 2 and "train_seconds" in summary and "test_accuracy" in summary
@@ -513,3 +515,81 @@ def test_output_path_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.C
     assert main(["--out", str(tmp_path / "afile"), "--data", str(tmp_path), "--epochs", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"speechrnn-train: error: {tmp_path / 'afile'}: exists and is not a folder; choose another --out"
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tree: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs writing one folder would interleave their logs and checkpoints: the second stops at once."""
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running training run holds it
+        assert main(_argv(_overrides(tree, tmp_path / "cache", **{"optim.epochs": 1}), out)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"speechrnn-train: error: {out}: another training run is using this folder; wait for it to " \
+        "end or choose another --out"
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_prefetcher_close_waits_for_its_thread() -> None:
+    from training.train import Prefetcher
+
+    def endless():
+        while True:
+            time.sleep(0.01)
+            yield 0
+
+    feed = Prefetcher(endless(), depth=2)
+    assert next(feed) == 0
+    feed.close()
+    assert not [t for t in threading.enumerate() if t.name == "batch-prefetch"]
+
+
+def _interrupt_on_batch(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make the n-th forward pass raise KeyboardInterrupt (Ctrl-C in the middle of an epoch)."""
+    from speechrnn.model import SpeechRNN
+
+    original, calls = SpeechRNN.forward, []
+
+    def forward(self: SpeechRNN, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training:
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+        return original(self, frames, lengths)
+
+    monkeypatch.setattr(SpeechRNN, "forward", forward)
+
+
+def test_ctrl_c_mid_epoch_stops_the_batch_thread(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A batch thread left running inside torch while Python exits can abort the process (SIGABRT)."""
+    _interrupt_on_batch(monkeypatch, 3)
+    args = _overrides(tree, tmp_path / "cache", **{"optim.epochs": 2, "model.hidden_size": 16, "prefetch": 2})
+    assert main(_argv(args, tmp_path / "run")) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted (rerun the same command to resume)")
+    assert not [t for t in threading.enumerate() if t.name == "batch-prefetch"]
+
+
+def test_no_resume_forgets_the_earlier_run_at_once(finished_run: tuple[list[str], Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--no-resume killed in its first epoch: a rerun must not resume the earlier run with its log gone."""
+    args, out = _copy_of(finished_run, tmp_path)
+    _interrupt_on_batch(monkeypatch, 2)
+    assert main(_argv(args, out, "--no-resume")) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted (rerun without --no-resume to resume)")
+    assert not any((out / name).exists() for name in ("last.pt", "best.pt", "log.csv", "curves.png"))
+    monkeypatch.undo()
+    result = train(load_config(None, args), out_dir=out, progress=False)
+    assert result.resumed_from_epoch == 0 and [int(r["epoch"]) for r in _read_csv(out / "log.csv")] == [1, 2]
+
+
+def test_an_empty_validation_split_is_refused(tree: Path, tmp_path: Path) -> None:
+    root = tmp_path / "speech_commands"
+    shutil.copytree(tree, root)
+    (root / "validation_list.txt").write_text("")
+    args = _overrides(root, tmp_path / "cache", **{"optim.epochs": 1})
+    with pytest.raises(TrainingError, match="the validation split of task 'custom' is empty"):
+        train(load_config(None, args), out_dir=tmp_path / "run", progress=False)

@@ -63,6 +63,20 @@ def test_flac_tree_and_wav_lists_match(tmp_path: Path) -> None:
     assert sorted(c.path for c in scanned.clips if c.split == "testing") == sorted(splits["testing"])
 
 
+def test_list_entries_written_another_way_still_hold_their_clips_out(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """"./rise/a.wav" names rise/a.wav; entries naming no clip are counted in a warning, not dropped silently."""
+    root = tmp_path / "dotted"
+    splits = write_speech_commands_tree(root, words=("rise",), per_word=10, rng=np.random.default_rng(0))
+    dotted = "".join(f"./{line}\n" for line in (root / "validation_list.txt").read_text().split())
+    (root / "validation_list.txt").write_text(dotted + "rise/gone_nohash_0.wav\n")
+    scanned = scan_speech_commands(root)
+    assert sorted(c.path for c in scanned.clips if c.split == "validation") == sorted(splits["validation"])
+    expected = len(splits["validation"]) + 1
+    assert f"warning: 1 of {expected} entries of {root / 'validation_list.txt'} name no clip in {root} " \
+        "(first: rise/gone_nohash_0)" in capsys.readouterr().err
+
+
 def test_without_lists_the_speaker_hash_splits(tmp_path: Path) -> None:
     root = tmp_path / "nolists"
     write_speech_commands_tree(root, words=("rise", "fall"), per_word=30, rng=np.random.default_rng(1))

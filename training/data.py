@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -141,8 +142,19 @@ def _list_keys(path: Path) -> set[str] | None:
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip().replace("\\", "/")
         if line:
+            line = posixpath.normpath(line)  # "./yes/a.wav" and "yes//a.wav" name "yes/a.wav"
             keys.add(line.rsplit(".", 1)[0] if "." in line.rsplit("/", 1)[-1] else line)
     return keys
+
+
+def _warn_unmatched(list_path: Path, keys: set[str] | None, found: set[str]) -> None:
+    """Say how many entries of a split list name no clip of the tree (their clips would not be held out)."""
+    if not keys:
+        return
+    missing = sorted(keys - found)
+    if missing:
+        print(f"warning: {len(missing)} of {len(keys)} entries of {list_path} name no clip in {list_path.parent} "
+              f"(first: {missing[0]})", file=sys.stderr)
 
 
 def scan_speech_commands(root: str | os.PathLike[str]) -> SpeechCommandsTree:
@@ -174,6 +186,7 @@ def scan_speech_commands(root: str | os.PathLike[str]) -> SpeechCommandsTree:
         print(f"warning: {root / missing} not found: that split follows the data set's hash rule on speaker names",
               file=sys.stderr)
     clips = []
+    found: set[str] = set()
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name.startswith((".", "_")):
             continue
@@ -182,6 +195,7 @@ def scan_speech_commands(root: str | os.PathLike[str]) -> SpeechCommandsTree:
                 continue
             rel = f"{folder.name}/{file.name}"
             key = f"{folder.name}/{file.stem}"
+            found.add(key)
             if validation is None and testing is None:
                 split = hash_split(file.name)
             elif validation is not None and key in validation:
@@ -197,6 +211,8 @@ def scan_speech_commands(root: str | os.PathLike[str]) -> SpeechCommandsTree:
             clips.append(Clip(path=rel, word=folder.name, speaker=speaker, split=split))
     if not clips:
         raise DataError(f"{root}: no clips found (expected <word>/<speaker>_nohash_<n>.wav or .flac)")
+    _warn_unmatched(root / "validation_list.txt", validation, found)
+    _warn_unmatched(root / "testing_list.txt", testing, found)
     noise_dir = root / BACKGROUND_DIR
     noise = ()
     if noise_dir.is_dir():

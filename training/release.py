@@ -10,7 +10,9 @@ It measures, on data the run never trained on:
 - the testing split (accuracy, per-class precision/recall/F1, confusion matrix) with
   :func:`training.evaluate.evaluate`, written to ``DOCS/NAME_eval.json`` and ``DOCS/NAME_confusion.png``;
 - out-of-vocabulary rejection and silence at every level with
-  :func:`training.robustness.run_robustness`, written to ``DOCS/NAME_robustness.json``;
+  :func:`training.robustness.run_robustness`, written to ``DOCS/NAME_robustness.json`` (for a
+  model with ``_silence_`` and ``_unknown_`` classes; a task without them, such as ``v2-35``, is
+  released without these figures);
 - the testing split again with every clip 20 and 35 dB quieter (:data:`QUIET_GAINS_DB`: a quiet
   talker or a low microphone gain);
 - the CPU latency of features + model for one clip on one thread (median of many runs);
@@ -183,6 +185,8 @@ def _measure_and_write(
     import numpy as np
 
     from speechrnn.checkpoint import load_checkpoint, save_checkpoint
+    from speechrnn.inference import SILENCE, UNKNOWN
+    from speechrnn.model import count_parameters
     from training.evaluate import evaluate
     from training.robustness import OOV_PER_WORD, run_robustness
 
@@ -202,21 +206,24 @@ def _measure_and_write(
     words = [i for i, label in enumerate(test.labels) if not label.startswith("_")]
     matrix = test.confusion
     word_accuracy = float(np.trace(matrix[np.ix_(words, words)]) / max(matrix[words].sum(), 1))
-    robust = run_robustness(
-        model_path, data_root=data_dir, progress=progress,
-        per_word=OOV_PER_WORD if oov_per_word is None else oov_per_word, silence_count=silence_count,
-        cache_dir=robustness_cache,
-    )  # fmt: skip
-    robust = dataclasses.replace(robust, model=str(shown))
-    robust_json = docs / f"{name}_robustness.json"
-    robust_tmp = robust_json.with_name(f".{robust_json.name}.tmp")
-    robust_tmp.write_text(json.dumps(robust.to_dict(), indent=2) + "\n")
-    os.replace(robust_tmp, robust_json)
+    robust = None
+    if {SILENCE, UNKNOWN} <= set(checkpoint.labels):  # else nothing to reject words or noise into
+        robust = run_robustness(
+            model_path, data_root=data_dir, progress=progress,
+            per_word=OOV_PER_WORD if oov_per_word is None else oov_per_word, silence_count=silence_count,
+            cache_dir=robustness_cache,
+        )  # fmt: skip
+        robust = dataclasses.replace(robust, model=str(shown))
+        robust_json = docs / f"{name}_robustness.json"
+        robust_tmp = robust_json.with_name(f".{robust_json.name}.tmp")
+        robust_tmp.write_text(json.dumps(robust.to_dict(), indent=2) + "\n")
+        os.replace(robust_tmp, robust_json)
     speed = latency_ms(model_path)
     speed_torch = latency_ms(model_path, backend="torch")
     summary = dict(checkpoint.summary)
     summary.update(
         {
+            "parameters": count_parameters(checkpoint.build_model()),
             "test_accuracy": test.accuracy,
             "release_val_accuracy": validation.accuracy,  # the shipped weights (val_accuracy: training's)
             "release_val_held_out": validation.held_out,
@@ -229,31 +236,28 @@ def _measure_and_write(
                 "per_class": test.per_class,
                 "confusion": test.confusion.tolist(),
             },
-            "oov": {
+            # None for a model without _silence_ and _unknown_ (not measured)
+            "oov": None if robust is None else {
                 "unknown_share": robust.oov_unknown_share,
                 "clips": robust.oov_total,
                 "by_source": dict(robust.oov_by_source),
                 "confusions": dict(robust.oov_confusions),
             },
-            "silence": {
+            "silence": None if robust is None else {
                 "silence_share": robust.silence_share,
                 "clips": robust.silence_total,
                 "by_level": dict(robust.silence_by_level),
                 "by_kind": dict(robust.silence_by_kind),
             },
-            "synthetic_command_accuracy": robust.command_accuracy,
+            "synthetic_command_accuracy": None if robust is None else robust.command_accuracy,
             "latency_ms_one_thread": round(speed, 3),
             "latency_ms_one_thread_torch": round(speed_torch, 3),
         }
     )
     metrics = dict(summary.get("metrics", {}))
-    metrics.update(
-        {
-            "test_accuracy": test.accuracy,
-            "oov_unknown_share": robust.oov_unknown_share,
-            "silence_share": robust.silence_share,
-        }
-    )
+    metrics["test_accuracy"] = test.accuracy
+    if robust is not None:
+        metrics.update({"oov_unknown_share": robust.oov_unknown_share, "silence_share": robust.silence_share})
     summary["metrics"] = metrics
     model = checkpoint.build_model()
     save_checkpoint(staged, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
@@ -287,17 +291,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(
         f"{args.out}: {summary['file_bytes'] / 1e6:.2f} MB, {summary['parameters']:,} parameters\n"
-        f"validation accuracy {summary['release_val_accuracy']:.4f} (training run: {summary['val_accuracy']:.4f})"
-        f"{'' if summary['release_val_held_out'] else ' - trained on, not held out'}, "
+        f"validation accuracy {summary['release_val_accuracy']:.4f}"
+        + (f" (training run: {summary['val_accuracy']:.4f})" if "val_accuracy" in summary else "")
+        + f"{'' if summary['release_val_held_out'] else ' - trained on, not held out'}, "
         f"test accuracy {summary['test_accuracy']:.4f} "
         f"(commands only {summary['test_command_accuracy']:.4f})\n"
         "test accuracy with every clip quieter: "
         + ", ".join(f"{gain} dB {acc:.4f}" for gain, acc in summary["test_accuracy_by_gain_db"].items())
         + "\n"
-        f"OOV -> _unknown_ {summary['oov']['unknown_share']:.4f} of {summary['oov']['clips']}, "
-        f"silence -> _silence_ {summary['silence']['silence_share']:.4f} of {summary['silence']['clips']}, "
-        f"synthetic-voice commands {summary['synthetic_command_accuracy']:.4f}\n"
-        f"latency (features + model, one clip, one thread): {summary['latency_ms_one_thread']:.2f} ms "
+        + (
+            "OOV and silence: not measured (the model has no _silence_ and _unknown_ classes)\n"
+            if summary["oov"] is None
+            else f"OOV -> _unknown_ {summary['oov']['unknown_share']:.4f} of {summary['oov']['clips']}, "
+            f"silence -> _silence_ {summary['silence']['silence_share']:.4f} of {summary['silence']['clips']}, "
+            f"synthetic-voice commands {summary['synthetic_command_accuracy']:.4f}\n"
+        )
+        + f"latency (features + model, one clip, one thread): {summary['latency_ms_one_thread']:.2f} ms "
         f"({summary['latency_ms_one_thread_torch']:.2f} ms with the PyTorch backend)"
     )
     return 0

@@ -22,6 +22,7 @@ validate, checkpoint, log, early-stop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
@@ -29,8 +30,9 @@ import math
 import os
 import random
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +65,8 @@ STATE_KEYS = (
 RESUMABLE_CHANGES = frozenset(
     {"optim.epochs", "threads", "device", "prefetch", "eval_batch_size", "data.data_dir", "data.cache_dir", "init_from"}
 )
+#: Held (flock) by the run writing an output folder.
+LOCK_NAME = ".lock"
 #: Temporary files of interrupted writes in an output folder (removed when a run starts or resumes).
 TEMPORARY_PATTERNS = (".curves.png.tmp.png", ".log.csv.tmp", ".last.pt.*.tmp", ".best.pt.*.tmp")
 
@@ -157,7 +161,6 @@ class Prefetcher:
 
     def __init__(self, iterator: Any, *, depth: int = 2) -> None:
         import queue
-        import threading
 
         self._iterator = iterator
         self._depth = depth
@@ -199,9 +202,15 @@ class Prefetcher:
         return item
 
     def close(self) -> None:
-        """Stop the producer thread (it exits at its next batch)."""
+        """Stop the producer thread and wait for it (it exits after the batch it is making).
+
+        Called when an epoch ends in any way, Ctrl-C included: a thread left inside a torch call
+        while the interpreter shuts down can abort the process.
+        """
         if self._depth > 0:
             self._stop.set()
+            if self._thread.is_alive() and self._thread is not threading.current_thread():
+                self._thread.join()
 
 
 class WeightAverage:
@@ -485,6 +494,36 @@ def _initial_checkpoint(config: TrainConfig) -> Checkpoint:
     return start
 
 
+@contextlib.contextmanager
+def _lock_output(out_dir: Path) -> Iterator[None]:
+    """Hold ``OUT/.lock`` for the run, so that a second run on the same folder stops at once.
+
+    Two runs writing one folder would interleave their log rows and checkpoints. The lock is an
+    advisory ``flock`` (released by the system however the process ends); where there is none
+    (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = out_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise TrainingError(f"{out_dir}: cannot write in the output folder ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TrainingError(
+                f"{out_dir}: another training run is using this folder; wait for it to end or choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -514,16 +553,24 @@ def train(
     Raises
     ------
     TrainingError
-        Non-finite loss (the run stops; nothing is written from the broken state), or a resume
-        state that is incomplete or from a run with other settings (see :data:`RESUMABLE_CHANGES`).
+        Non-finite loss (the run stops; nothing is written from the broken state), a resume
+        state that is incomplete or from a run with other settings (see :data:`RESUMABLE_CHANGES`),
+        an empty validation split, or another run using ``out_dir`` (it is locked while training).
     speechrnn.errors.SpeechRNNError
         Unreadable data folder and similar input problems.
     """
+    with contextlib.ExitStack() as held:
+        return _train(config, out_dir=Path(out_dir), resume=resume, progress=progress, held=held)
+
+
+def _train(
+    config: TrainConfig, *, out_dir: Path, resume: bool, progress: bool, held: contextlib.ExitStack
+) -> TrainResult:
+    """:func:`train`, with ``held`` keeping the output folder's lock until it returns."""
     from tqdm import tqdm
 
     started = time.perf_counter()
     config = config.resolved()
-    out_dir = Path(out_dir)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     log_path, plot_path = out_dir / "log.csv", out_dir / "curves.png"
     paths = {"out_dir": out_dir, "best_path": best_path, "last_path": last_path, "log_path": log_path,
@@ -545,6 +592,7 @@ def train(
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrainingError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+        held.enter_context(_lock_output(out_dir))
 
     # ---- resume state: read before any data, so that a mismatched or finished run stops at once ----
     state = _load_state(last_path, config) if resume and last_path.is_file() else None
@@ -593,6 +641,11 @@ def train(
     val_set = data.split("validation")
     if len(train_set) == 0:
         raise TrainingError(f"{config.data.data_dir}: the training split of task {config.data.task!r} is empty")
+    if len(val_set) == 0:
+        raise TrainingError(
+            f"{config.data.data_dir}: the validation split of task {config.data.task!r} is empty (check "
+            "validation_list.txt): every epoch is measured on it"
+        )
     local_batch = max(1, config.optim.batch_size // dist_info.world)
     steps_per_epoch = train_set.n_batches(local_batch, world=dist_info.world)
     total_steps = steps_per_epoch * config.optim.epochs
@@ -643,8 +696,9 @@ def train(
             print(f"resuming {out_dir} after epoch {start_epoch} (step {step})", file=sys.stderr)
     history = _read_log(log_path, up_to_epoch=start_epoch) if dist_info.main else []
     if dist_info.main:
-        if start_epoch == 0 and log_path.exists():
-            log_path.unlink()  # a fresh run starts a fresh log
+        if start_epoch == 0:  # a fresh run (--no-resume included): nothing of an earlier run is kept,
+            for earlier in (log_path, last_path, best_path, plot_path):  # so a kill cannot resume it
+                earlier.unlink(missing_ok=True)
         elif history or log_path.exists():
             _write_log(log_path, history)
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -685,46 +739,48 @@ def train(
             train_set.batches(epoch, batch_size=local_batch, rank=dist_info.rank, world=dist_info.world),
             depth=config.prefetch,
         )
-        while True:
-            tick = time.perf_counter()
-            batch = next(batches, None)
-            data_seconds += time.perf_counter() - tick
-            if batch is None:
-                break
-            frames, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-            with autocast(autocast_dtype, device):
-                logits = net(frames)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.optim.label_smoothing)
-            bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=device)
-            if distributed:
-                import torch.distributed as dist
+        try:
+            while True:
+                tick = time.perf_counter()
+                batch = next(batches, None)
+                data_seconds += time.perf_counter() - tick
+                if batch is None:
+                    break
+                frames, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+                with autocast(autocast_dtype, device):
+                    logits = net(frames)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.optim.label_smoothing)
+                bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=device)
+                if distributed:
+                    import torch.distributed as dist
 
-                dist.all_reduce(bad)
-            if bad.item() > 0:
-                bar.close()
-                batches.close()
-                raise TrainingError(
-                    f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}: stopping "
-                    f"without saving this state (the last good checkpoint is kept); lower optim.lr "
-                    f"(now {config.optim.lr:g}) or check the data"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.optim.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model, step=step)
-            step += 1
-            n = labels.shape[0]
-            loss_sum += float(loss.detach()) * n
-            correct += float((logits.detach().argmax(dim=1) == labels).sum())
-            seen += n
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss_sum / seen):.3f}", acc=f"{float(correct / seen):.3f}")
+                    dist.all_reduce(bad)
+                if bad.item() > 0:
+                    bar.close()
+                    raise TrainingError(
+                        f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}: stopping "
+                        f"without saving this state (the last good checkpoint is kept); lower optim.lr "
+                        f"(now {config.optim.lr:g}) or check the data"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.optim.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if ema is not None:
+                    ema.update(model, step=step)
+                step += 1
+                n = labels.shape[0]
+                loss_sum += float(loss.detach()) * n
+                correct += float((logits.detach().argmax(dim=1) == labels).sum())
+                seen += n
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss_sum / seen):.3f}", acc=f"{float(correct / seen):.3f}")
+        finally:
+            batches.close()
         bar.close()
         if distributed:
             import torch.distributed as dist
@@ -934,7 +990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"speechrnn-train: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("speechrnn-train: interrupted (rerun the same command to resume)", file=sys.stderr)
+        again = "rerun without --no-resume" if args.no_resume else "rerun the same command"
+        print(f"speechrnn-train: interrupted ({again} to resume)", file=sys.stderr)
         return 130
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks for the run
         return 0
