@@ -8,9 +8,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,16 +72,46 @@ def process_events_until(app: object, condition: Callable[[], bool], seconds: fl
     return bool(condition())
 
 
+@contextlib.contextmanager
+def closing_on_ctrl_c(app: object) -> Iterator[None]:
+    """While inside, Ctrl-C in the terminal closes the app's windows (settings saved) instead of being ignored.
+
+    Qt's event loop runs in C++, where Python's SIGINT handler never gets a turn: a light timer
+    hands control to Python a few times a second, and the handler queues the windows' closing on
+    the event loop (a Ctrl-C before the loop runs is handled once it does). The previous handler
+    is restored on leaving. Outside the main thread (where signals cannot be handled) it does nothing.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from PySide6.QtCore import QTimer
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, app.closeAllWindows))
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        yield
+    finally:
+        wake.stop()
+        wake.deleteLater()
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``speechrnn-gui`` console script; returns the exit status."""
     args, qt_args = build_parser().parse_known_args(argv)
     app = create_application(qt_args)
+    with closing_on_ctrl_c(app):
+        from gui.main_window import MainWindow
 
-    from gui.main_window import MainWindow
-
-    window = MainWindow(model_path=args.model, compute_device=args.device, input_device=args.input)
-    window.show()
-    return int(app.exec())
+        window = MainWindow(model_path=args.model, compute_device=args.device, input_device=args.input)
+        window.show()
+        return int(app.exec())
 
 
 if __name__ == "__main__":

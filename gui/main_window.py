@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
         self.hop_seconds = hop_seconds
         self._wanted_input = None if input_device is None else str(input_device)
         self._missing_input: str | None = None  # wanted, but not in the last device list
+        self._no_input = ""  # why the last listing found no input to open ('' when it found one)
         self._cuda: bool | None = None  # checked on a worker thread (importing torch takes seconds)
         self._initial_model = model_path
         self._requested_compute = compute_device
@@ -928,9 +929,11 @@ class MainWindow(QMainWindow):
         current = self._missing_input or self.selected_input_device or wanted
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
+        self._no_input = "" if devices else "no audio input device found; connect a microphone and press ⟳"
         if not devices:
             self.device_combo.addItem("No input device found", None)
             self.device_combo.blockSignals(False)
+            self._update_input_controls()
             self._show_banner("No audio input device found: connect a microphone and press ⟳ "
                               "(classifying files still works).", level="warning", topic="audio")
             self._update_status()
@@ -960,6 +963,8 @@ class MainWindow(QMainWindow):
         self.device_combo.clear()
         self.device_combo.addItem("Audio input unavailable", None)
         self.device_combo.blockSignals(False)
+        self._no_input = f"audio input unavailable ({message}); press ⟳ to look again"
+        self._update_input_controls()
         self._show_banner(f"Audio input unavailable: {message} (classifying files still works)",
                           level="warning", topic="audio")
         self._update_status()
@@ -1816,17 +1821,20 @@ class MainWindow(QMainWindow):
         self.listen_button.setChecked(listening)
         self.listen_button.blockSignals(False)
         taken = self._input_taken()
+        missing = self._no_input  # nothing to open until a refresh finds an input
         self.listen_button.setText("■ Stop listening" if listening else "● Start listening")
-        self.listen_button.setEnabled(listening or (has_model and not taken))
+        self.listen_button.setEnabled(listening or (has_model and not taken and not missing))
         keys = self.listen_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
         self.listen_button.setToolTip(f"Stop listening ({keys})" if listening else NO_MODEL_MESSAGE if not has_model
-                                      else f"Not now: {taken}" if taken else
+                                      else f"Not now: {taken}" if taken else f"Not now: {missing}" if missing else
                                       f"Recognize commands from the input as they are spoken ({keys})")
         self.listen_action.setText("&Stop listening" if listening else "&Start listening")
-        self.listen_action.setEnabled(listening or (has_model and not taken))
-        can_record = self._recording is None and not taken
+        self.listen_action.setEnabled(listening or (has_model and not taken and not missing))
+        can_record = self._recording is None and not taken and not missing
         for control in (self.record_button, self.record_tab_button, self.record_action, self.record_as_action):
             control.setEnabled(can_record)
+        for button in (self.record_button, self.record_tab_button):
+            button.setToolTip(f"Not now: {missing}" if missing else self._record_tooltip())
         refresh_blocked = self._refresh_blocked()
         for control in (self.refresh_button, self.refresh_action):
             control.setEnabled(self._listing is None and not refresh_blocked)
@@ -1865,7 +1873,12 @@ class MainWindow(QMainWindow):
         self.device_combo.setToolTip(f"{chosen}\n{DEVICE_TOOLTIP}" if chosen else DEVICE_TOOLTIP)
         if self._source_info is not None:
             labels["input"].setText(f"Input: {self._source_info.name}")
-            labels["rate"].setText(f"{self._source_info.sample_rate} Hz")
+            info = self._source_info
+            resampled = info.native_rate is not None and info.native_rate != info.sample_rate
+            labels["rate"].setText(f"{info.native_rate} Hz → {info.sample_rate} Hz" if resampled
+                                   else f"{info.sample_rate} Hz")
+            labels["rate"].setToolTip(f"the input records at {info.native_rate} Hz, resampled to the model's "
+                                      f"{info.sample_rate} Hz" if resampled else "the input's sample rate")
         else:
             device = self.device_combo.currentText() or "—"
             labels["input"].setText(f"Input: {device}")

@@ -95,10 +95,11 @@ class LiveUpdate:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """The audio source the listening thread opened: its name and delivered rate (Hz)."""
+    """The audio source the listening thread opened: its name, delivered rate and the device's own rate (Hz)."""
 
     name: str
     sample_rate: int
+    native_rate: int | None = None  # what the device records at (resampled to sample_rate); None: not a device
 
 
 class ListenWorker(QObject):
@@ -207,7 +208,9 @@ class ListenWorker(QObject):
             if int(source.sample_rate) != rate:
                 raise SpeechRNNError(f"{source.name} delivers {source.sample_rate} Hz, the model needs {rate} Hz")
             source.start()
-            self.opened.emit(SourceInfo(name=str(source.name), sample_rate=int(source.sample_rate)))
+            native = getattr(source, "native_rate", None)
+            self.opened.emit(SourceInfo(name=str(source.name), sample_rate=int(source.sample_rate),
+                                        native_rate=None if native is None else int(native)))
             recording: list[np.ndarray] = []
             record_samples = 0
             while not self._stop.is_set():

@@ -289,6 +289,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.fast and not args.file:
         print("error: --fast only applies with --file", file=sys.stderr)
         return 2
+    if args.file and (args.input is not None or args.list_inputs):
+        print(f"error: {'--input' if args.input is not None else '--list-inputs'} is for the microphone; "
+              "leave it out with --file", file=sys.stderr)
+        return 2
     try:
         if args.list_inputs:
             from speechrnn.microphone import list_inputs

@@ -69,9 +69,14 @@ class ModelConfig:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if self.conv_channels and self.conv_kernel % 2 == 0:
-            raise ValueError("conv_kernel must be odd")
-        if min(self.n_mels, self.n_classes, self.hidden_size, self.num_layers, self.conv_stride) < 1:
-            raise ValueError("sizes must be positive")
+            raise ValueError(f"conv_kernel must be odd, not {self.conv_kernel}")
+        for name in ("n_mels", "n_classes", "hidden_size", "num_layers", "conv_stride", "conv_kernel", "head_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.conv_channels < 0:
+            raise ValueError(f"conv_channels must be 0 (no front-end) or more, not {self.conv_channels}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
 
     @property
     def directions(self) -> int:

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -191,6 +192,20 @@ def test_listening_to_a_file_detects_the_command(qtbot, settings, synthetic_mode
     assert "ms/hop" in window.status_labels["inference"].text()
     assert window.status_labels["inference"].text() != "Inference: — ms/hop"
     assert not window.listen_button.isChecked()
+
+
+def test_status_bar_shows_the_device_rate_and_the_model_rate(qtbot, settings, synthetic_model, command_audio) -> None:
+    """A 44.1 kHz microphone resampled for a 16 kHz model: the status bar says both."""
+
+    def device_at_44k(device: object, sample_rate: int) -> FileSource:
+        source = FileSource(command_audio, sample_rate=sample_rate, realtime=False)
+        source.native_rate = 44100  # as a Microphone opened at the device's own rate reports it
+        return source
+
+    window = make_window(qtbot, settings, synthetic_model, source_factory=device_at_44k)
+    assert window.start_listening()
+    qtbot.waitUntil(lambda: "Hz →" in window.status_labels["rate"].text(), timeout=10000)
+    assert window.status_labels["rate"].text() == "44100 Hz → 16000 Hz"
 
 
 def test_listening_thread_runs_torch_on_one_thread(qtbot, settings, synthetic_model, command_audio,
@@ -536,7 +551,10 @@ def test_no_input_device_is_reported_and_files_still_work(qtbot, settings, synth
     window = make_window(qtbot, settings, synthetic_model, source_factory=no_device, device_lister=no_inputs)
     qtbot.waitUntil(lambda: "No audio input device" in window.banner.text, timeout=10000)
     assert window.device_combo.currentText() == "No input device found"
-    window.start_listening()
+    # nothing to open: Start listening and Record wait for a refresh that finds an input, and say so
+    assert not window.listen_button.isEnabled() and not window.record_button.isEnabled()
+    assert window.listen_button.toolTip() == "Not now: no audio input device found; connect a microphone and press ⟳"
+    window.start_listening()  # called anyway (a script): the input's own error, as before
     qtbot.waitUntil(lambda: not window.is_listening, timeout=10000)
     assert "no audio input device found" in window.banner.text
     assert window.banner.level == "error"
@@ -956,6 +974,26 @@ def test_main_starts_the_app_with_a_model(qtbot, synthetic_model) -> None:
     QTimer.singleShot(50, check)
     assert main(["--model", str(synthetic_model), "--device", "cpu"]) == 0
     assert seen == {"model": synthetic_model, "device": "cpu"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
+def test_ctrl_c_in_the_terminal_closes_the_app(synthetic_model, tmp_path, repo_env) -> None:
+    """`speechrnn-gui` started from a terminal: Ctrl-C closes it (settings saved), exit 0, no traceback."""
+    env = {**repo_env, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path), "SPEECHRNN_CACHE": str(tmp_path / "cache")}
+    process = subprocess.Popen([sys.executable, "-m", "gui", "--model", str(synthetic_model), "--device", "cpu"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)  # started or not yet: an early Ctrl-C waits for the event loop
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    saved = list((tmp_path / "config").rglob("*.conf")) + list((tmp_path / "config").rglob("*.ini"))
+    assert saved and "geometry" in saved[0].read_text(errors="replace")
 
 
 # ------------------------------------------------------------------------------------------ virtual microphone

@@ -155,6 +155,21 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["listen", "--file", str(path), "--fast", "--hop", "0.5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: a hop of 0.5 s") and err.count("\n") == 1
+    assert main(["listen", "--file", str(path), "--input", "nosuch"]) == 2  # not ignored silently
+    assert capsys.readouterr().err == "error: --input is for the microphone; leave it out with --file\n"
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C in the first moments (the command modules still importing): no traceback."""
+    import speechrnn.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(speechrnn.cli, "build_parser", interrupted)
+    assert speechrnn.cli.main(["listen"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")

@@ -263,6 +263,13 @@ def test_non_finite_loss_stops_with_a_message(
 def test_cli_reports_bad_config_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--set", "optim.lrr=1", "--out", str(tmp_path)]) == 1
     assert "unknown config key 'optim.lrr'" in capsys.readouterr().err
+    # a section's own checks name the key, not torch's message from deep inside the model
+    for setting, message in (("model.dropout=2", "model.dropout must be in [0, 1), not 2"),
+                             ("model.hidden_size=-1", "model.hidden_size must be at least 1, not -1"),
+                             ('model.cell="foo"', "model.cell must be one of")):
+        assert main(["--set", setting, "--out", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"speechrnn-train: error: config: {message}") and err.count("\n") == 1, err
     assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     assert "data folder not found" in capsys.readouterr().err
     # a bad init_from model fails at once, naming the file, before any data is read

@@ -435,6 +435,12 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"bad config {prefix.rstrip('.') or 'value'}: {exc}") from None
+    except ValueError as exc:  # the section's own checks: name the section ("model.hidden_size must ...")
+        message = str(exc)
+        if not prefix or message.startswith(prefix):
+            raise
+        named = message.split(" ", 1)[0] in fields
+        raise ValueError(f"{prefix}{message}" if named else f"{prefix.rstrip('.')}: {message}") from None
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
