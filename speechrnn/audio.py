@@ -488,6 +488,8 @@ def _diagnose(name: str) -> str | None:
     try:
         info = os.stat(name)
     except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(name):
+            raise AudioError(name, f"broken link (to {os.readlink(name)}, which does not exist)") from None
         raise AudioError(name, "file not found") from None
     except PermissionError:
         raise AudioError(name, "permission denied") from None

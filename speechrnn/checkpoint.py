@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 FORMAT = "speechrnn-model"
+#: The ``format`` of a training run's resumable state (``OUT/last.pt``, written by ``training.train``).
+TRAINING_STATE_FORMAT = "speechrnn-train-state"
 FORMAT_VERSION = 1
 WEIGHT_DTYPES: tuple[str, ...] = ("float32", "float16")
 
@@ -201,6 +203,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         is one line naming the file.
     """
     payload = safe_torch_load(path)
+    if isinstance(payload, dict) and payload.get("format") == TRAINING_STATE_FORMAT:
+        raise CheckpointError(path, "a training run's resumable state (last.pt), not a model file: "
+                                    "use the run's best.pt")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(path, "not a speechrnn model file")
     version = payload.get("format_version")

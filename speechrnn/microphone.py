@@ -66,23 +66,67 @@ class InputDevice:
         return f"{self.index:>3}  {self.name}  ({self.channels} ch, {self.default_samplerate:g} Hz){mark}"
 
 
+#: Longest wait, seconds, for PortAudio to start or re-scan: it asks the sound server for its devices,
+#: blocking in C code (where Ctrl-C cannot reach) for as long as a frozen server does not answer.
+START_TIMEOUT_SECONDS = 10.0
+
+
+def _import_sounddevice() -> ModuleType:
+    import sounddevice
+
+    return sounddevice
+
+
+def _bounded(call: Any, *, what: str) -> Any:
+    """``call()`` on a helper thread, waited for at most :data:`START_TIMEOUT_SECONDS`.
+
+    Raises DeviceError when it does not return in time (the helper thread is left to finish or
+    hang on its own); its own exception when it raises.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append((False, exc))
+
+    helper = threading.Thread(target=run, name=f"portaudio-{what}", daemon=True)
+    helper.start()
+    helper.join(START_TIMEOUT_SECONDS)
+    if not outcome:
+        raise DeviceError(
+            f"audio input is unavailable: the sound system did not answer within {START_TIMEOUT_SECONDS:g} s "
+            f"({what}); is the sound server (PulseAudio, PipeWire) frozen?"
+        )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
 def _sounddevice(*, refresh: bool = False) -> ModuleType:
     """Import :mod:`sounddevice`, turning a missing PortAudio into :class:`DeviceError`.
 
     ``refresh`` re-initialises PortAudio so that devices that appeared since the first import
-    (a sound server started later) are seen; it must not be used while a stream is open.
+    (a sound server started later) are seen; it must not be used while a stream is open. Both
+    wait at most :data:`START_TIMEOUT_SECONDS` for the sound server.
     """
     try:
-        import sounddevice as sd
+        sd = _bounded(_import_sounddevice, what="starting PortAudio")
     except (OSError, ImportError) as exc:
         raise DeviceError(
             f"audio input is unavailable: PortAudio could not be loaded ({exc}); "
             "install libportaudio2 (Debian/Ubuntu) or portaudio"
         ) from None
     if refresh:
-        try:
+
+        def restart() -> None:
             sd._terminate()
             sd._initialize()
+
+        try:
+            _bounded(restart, what="re-scanning the devices")
         except sd.PortAudioError as exc:
             raise DeviceError(f"audio input is unavailable: PortAudio failed to start ({exc})") from None
     return sd

@@ -424,8 +424,15 @@ def make_broken_m4a(tmp_path: Path) -> Path:
     return tmp_path / "broken.m4a"
 
 
+def make_broken_link(tmp_path: Path) -> Path:
+    (tmp_path / "clip.wav").symlink_to(tmp_path / "moved-away.wav")
+    return tmp_path / "clip.wav"
+
+
 BAD_INPUTS = [
     (make_missing, "file not found"),
+    pytest.param(make_broken_link, "broken link (to ", marks=pytest.mark.skipif(os.name != "posix",
+                                                                             reason="symbolic links")),
     (make_directory, "is a directory"),
     (make_empty, "empty file (0 bytes)"),
     (make_text, "not an audio file (looks like text)"),

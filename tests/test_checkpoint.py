@@ -259,3 +259,13 @@ def test_save_refuses_features_the_model_cannot_take(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="64 mel bands but the model takes 40"):
         save_checkpoint(tmp_path / "m.pt", model=make_model(), feature_config=FeatureConfig(n_mels=64), labels=LABELS)
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_training_state_given_as_a_model_says_which_file_to_use(tmp_path: Path) -> None:
+    """`evaluate runs/x/last.pt`: last.pt is the run's resumable state; the message points at best.pt."""
+    path = tmp_path / "last.pt"
+    torch.save({"format": "speechrnn-train-state", "epoch": 3}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == f"{path}: a training run's resumable state (last.pt), not a model file: use the " \
+        "run's best.pt"

@@ -100,6 +100,9 @@ def test_evaluate_a_folder_by_label(synthetic_model: Path, tmp_path: Path) -> No
         for i in range(6):
             name = "_unknown_" if label == "whistle" else label
             sf.write(root / label / f"{i}.wav", make_class_clip(name, rng), 16000, subtype="PCM_16")
+    # a Speech Commands tree given as a folder: its noise recordings are not taken for _unknown_ clips
+    (root / "_background_noise_").mkdir()
+    sf.write(root / "_background_noise_" / "white_noise.wav", rng.normal(0, 0.05, 48000), 16000, subtype="PCM_16")
     report = evaluate(synthetic_model, folder=root, progress=False)
     assert report.examples == 24
     assert report.per_class["_unknown_"]["support"] == 6  # "whistle" is not a label: _unknown_

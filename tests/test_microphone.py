@@ -290,6 +290,29 @@ def test_missing_portaudio_is_a_device_error(monkeypatch: pytest.MonkeyPatch) ->
         list_inputs()
 
 
+def test_a_sound_server_that_does_not_answer_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen sound server blocks PortAudio's start in C: the wait is bounded, the error says why."""
+    import threading
+
+    from speechrnn import microphone
+
+    release = threading.Event()
+
+    def frozen():
+        release.wait(30)  # as PortAudio waits on a server that never answers
+        raise OSError("never reached")
+
+    monkeypatch.setattr(microphone, "_import_sounddevice", frozen)
+    monkeypatch.setattr(microphone, "START_TIMEOUT_SECONDS", 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeviceError, match=r"did not answer within 0.3 s \(starting PortAudio\).*frozen"):
+            list_inputs()
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+
+
 @pytest.mark.skipif(_portaudio_missing() is not None, reason=_portaudio_missing() or "")
 def test_device_refusing_its_rate_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sounddevice as sd

@@ -10,8 +10,9 @@ On a Speech Commands tree the split is built exactly as training builds its eval
 (the task, ``_unknown_`` share, ``_silence_`` levels and held-out words recorded in the model's
 recipe; no augmentation). A ``--folder`` holds ``<label>/*.wav|flac``: a folder named after one
 of the model's labels is that class, ``_silence_`` is silence, any other folder is ``_unknown_``
-(skipped when the model has no ``_unknown_`` class). ``--gain-db`` scales every clip (silence crops
-included) before the features: a quiet talker or a low microphone gain.
+(skipped when the model has no ``_unknown_`` class; ``_background_noise_`` is always skipped).
+``--gain-db`` scales every clip (silence crops included) before the features: a quiet talker or a
+low microphone gain.
 
 Writes ``report.json`` (accuracy, per-class precision/recall/F1, confusion matrix, the worst
 mistakes) and ``confusion.png`` into the output folder and prints a table.
@@ -215,7 +216,7 @@ def evaluate(
 
     from speechrnn.features import LogMel
     from speechrnn.inference import Classifier
-    from training.data import DataError, SpeechCommandsData, decode_clips, find_audio_files
+    from training.data import BACKGROUND_DIR, DataError, SpeechCommandsData, decode_clips, find_audio_files
     from training.metrics import classification_report, plot_confusion
     from training.reverb import play_in_rooms
 
@@ -255,6 +256,10 @@ def evaluate(
         paths: list[Path] = []
         truth_list: list[int] = []
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            if sub.name == BACKGROUND_DIR and sub.name not in labels:
+                # a Speech Commands tree given as --folder: its long noise recordings are no clips
+                print(f"warning: skipping {sub}: background noise recordings, not clips", file=sys.stderr)
+                continue
             if sub.name in labels:
                 label = labels.index(sub.name)
             elif UNKNOWN in labels:

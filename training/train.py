@@ -43,7 +43,14 @@ import torch
 import torch.nn.functional as F
 
 from speechrnn import __version__
-from speechrnn.checkpoint import Checkpoint, atomic_torch_save, load_checkpoint, safe_torch_load, save_checkpoint
+from speechrnn.checkpoint import (
+    TRAINING_STATE_FORMAT,
+    Checkpoint,
+    atomic_torch_save,
+    load_checkpoint,
+    safe_torch_load,
+    save_checkpoint,
+)
 from speechrnn.errors import SpeechRNNError
 from speechrnn.inference import resolve_device
 from speechrnn.model import SpeechRNN, count_parameters
@@ -51,7 +58,7 @@ from training.config import TrainConfig, load_config
 from training.data import ClipDataset, SpeechCommandsData, feature_statistics
 from training.metrics import classification_report, plot_curves
 
-STATE_FORMAT = "speechrnn-train-state"
+STATE_FORMAT = TRAINING_STATE_FORMAT
 LOG_FIELDS = (
     "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "best_val_accuracy",
     "epoch_seconds", "data_seconds", "data_share", "time",
