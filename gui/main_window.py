@@ -959,6 +959,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _devices_failed(self, message: str) -> None:
         self._listing_done()
+        message = message.removeprefix("audio input is unavailable: ")  # the banner says it already
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
         self.device_combo.addItem("Audio input unavailable", None)

@@ -91,9 +91,21 @@ def _bounded(call: Any, *, what: str) -> Any:
         except BaseException as exc:  # handed to the caller below
             outcome.append((False, exc))
 
+    # sounddevice points file descriptor 2 at /dev/null while PortAudio starts (to hide ALSA's
+    # chatter) and restores it after: a start that never ends would silence every later error
+    try:
+        stderr = os.dup(2)
+    except OSError:
+        stderr = None
     helper = threading.Thread(target=run, name=f"portaudio-{what}", daemon=True)
     helper.start()
-    helper.join(START_TIMEOUT_SECONDS)
+    try:
+        helper.join(START_TIMEOUT_SECONDS)
+        if not outcome and stderr is not None:
+            os.dup2(stderr, 2)
+    finally:
+        if stderr is not None:
+            os.close(stderr)
     if not outcome:
         raise DeviceError(
             f"audio input is unavailable: the sound system did not answer within {START_TIMEOUT_SECONDS:g} s "
