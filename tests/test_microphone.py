@@ -299,16 +299,22 @@ def test_a_sound_server_that_does_not_answer_is_a_device_error(monkeypatch: pyte
     release = threading.Event()
 
     def frozen():
+        null = os.open(os.devnull, os.O_WRONLY)  # as sounddevice silences fd 2 while PortAudio starts
+        os.dup2(null, 2)
+        os.close(null)
         release.wait(30)  # as PortAudio waits on a server that never answers
         raise OSError("never reached")
 
     monkeypatch.setattr(microphone, "_import_sounddevice", frozen)
     monkeypatch.setattr(microphone, "START_TIMEOUT_SECONDS", 0.3)
+    before = os.fstat(2)
     started = time.monotonic()
     try:
         with pytest.raises(DeviceError, match=r"did not answer within 0.3 s \(starting PortAudio\).*frozen"):
             list_inputs()
         assert time.monotonic() - started < 5
+        after = os.fstat(2)  # the error can be seen: standard error is where it was
+        assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
     finally:
         release.set()
 
