@@ -683,7 +683,7 @@ QPushButton#listenButton {{
 }}
 QPushButton#listenButton:checked {{ background: {ERROR}; color: white; }}
 QPushButton#listenButton:disabled {{ background: {PANEL_LIGHT}; color: #5d6472; }}
-QComboBox, QDoubleSpinBox, QSpinBox, QLineEdit {{
+QComboBox, QLineEdit {{
     background: {PANEL_LIGHT}; border: 1px solid {BORDER}; border-radius: 5px; padding: 3px 6px;
 }}
 QTabWidget::pane {{ border: 1px solid {BORDER}; border-radius: 6px; background: {PANEL}; top: -1px; }}
