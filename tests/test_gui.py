@@ -198,7 +198,7 @@ def test_status_bar_shows_the_device_rate_and_the_model_rate(qtbot, settings, sy
     """A 44.1 kHz microphone resampled for a 16 kHz model: the status bar says both."""
 
     def device_at_44k(device: object, sample_rate: int) -> FileSource:
-        source = FileSource(command_audio, sample_rate=sample_rate, realtime=False)
+        source = FileSource(command_audio, sample_rate=sample_rate, realtime=True)  # still open when checked
         source.native_rate = 44100  # as a Microphone opened at the device's own rate reports it
         return source
 
