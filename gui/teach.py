@@ -623,7 +623,9 @@ class TeachWordDialog(QDialog):
         worker.progress.connect(self._on_progress)
         worker.succeeded.connect(self._on_learned)
         worker.failed.connect(self._on_learn_failed)
-        worker.finished.connect(thread.quit)
+        # quit from the worker's own thread: a queued quit would wait for the GUI thread, which
+        # shutdown() blocks in thread.wait() (closing during learning then froze for its timeout)
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(self._on_thread_finished)
         self._thread, self._worker = thread, worker
         thread.start()

@@ -212,3 +212,23 @@ def test_default_model_name_is_free() -> None:
     assert default_model_name(Path("/x/default.pt"), "hello", set()) == "default+hello"
     assert default_model_name(Path("/x/default+hello.pt"), "bye", {"default+bye"}) == "default+bye-2"
     assert default_model_name(None, "hi", set()) == "model+hi"
+
+
+def test_closing_while_learning_returns_at_once(qtbot, dialog: tuple[TeachWordDialog, ScriptedSources]) -> None:
+    """Close (or Esc) during learning stops it and returns as soon as it stops, not after a frozen timeout."""
+    import time
+
+    from PySide6.QtCore import Qt
+
+    widget, sources = dialog
+    rng = np.random.default_rng(31)
+    qtbot.keyClicks(widget.word_edit, "Warble")
+    for _ in range(5):
+        record(qtbot, widget, sources, make_take(rng))
+    values: list[int] = []
+    widget.progress_bar.valueChanged.connect(values.append)
+    qtbot.mouseClick(widget.learn_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(values) > 2, timeout=60_000)  # learning is under way
+    started = time.monotonic()
+    assert widget.shutdown()
+    assert time.monotonic() - started < 3.0
