@@ -74,6 +74,9 @@ def export_onnx(
     speechrnn.onnx_backend.OnnxError
         ``onnx`` (or, with ``check``, ``onnxruntime``) is not installed, the export failed, or
         the check failed.
+    speechrnn.errors.SpeechRNNError
+        ``out_path`` is the model file, or an existing file that is not ``.onnx`` (an earlier
+        export is replaced).
     OSError
         The output cannot be written.
     """
@@ -84,6 +87,12 @@ def export_onnx(
     out = Path(out_path)
     if out.is_dir():
         raise IsADirectoryError(errno.EISDIR, f"a folder; give the file name, e.g. {out / 'model.onnx'}", str(out))
+    if out.exists():  # an earlier export is replaced; anything else (the model itself above all) is kept
+        if os.path.samefile(out, model_path):
+            raise SpeechRNNError(f"{out}: is the model file being exported; give the ONNX file another name")
+        if out.suffix.lower() != ".onnx":
+            raise SpeechRNNError(f"{out}: exists and is not an .onnx file; not replaced (remove it or choose "
+                                 "another name)")
     data = export_model_bytes(checkpoint, opset=opset)
     import onnx
 

@@ -162,6 +162,30 @@ def test_cli_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_export_never_replaces_the_model_or_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    """`speechrnn export m.pt m.pt` wrote ONNX bytes over the model; an earlier .onnx export is still replaced."""
+    if not onnx_available():
+        pytest.skip("onnx and onnxruntime are not installed (pip install onnx onnxruntime)")
+    from speechrnn.checkpoint import load_checkpoint
+    from speechrnn.errors import SpeechRNNError
+    from speechrnn.export import export_onnx
+
+    model = make_model(tmp_path / "m.pt")
+    kept = model.read_bytes()
+    with pytest.raises(SpeechRNNError, match="is the model file being exported"):
+        export_onnx(model, model)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(SpeechRNNError, match="exists and is not an .onnx file; not replaced"):
+        export_onnx(model, notes)
+    assert model.read_bytes() == kept and notes.read_text() == "mine"
+    assert load_checkpoint(model).labels == LABELS
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an earlier export")
+    export_onnx(model, out)
+    assert out.read_bytes() != b"an earlier export"
+
+
 def test_cli_export_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from speechrnn.cli import main
 
