@@ -52,9 +52,19 @@ def format_info(info: dict[str, Any]) -> str:
             ) if part
         )
         lines.append(f"trained:      {trained}")
+    taught = summary.get("finetune") if isinstance(summary.get("finetune"), dict) else None
+    if taught is not None:
+        base = summary.get("original_model") or summary.get("base_model") or {}
+        words = ", ".join(f"{w} ({n} takes)" for w, n in (taught.get("takes") or {}).items()) or "?"
+        onto = f" onto {base['path']}" if isinstance(base, dict) and base.get("path") else ""
+        base_test = base.get("test_accuracy") if isinstance(base, dict) else None
+        first = f" (its test accuracy {100 * float(base_test):.2f}%)" if isinstance(base_test, (int, float)) else ""
+        lines.append(f"taught:       {words}{onto}{first}")
     metrics = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
     names = {"val_accuracy": "validation", "test_accuracy": "test", "oov_unknown_share": "other words -> unknown",
-             "silence_share": "noise -> silence"}
+             "silence_share": "noise -> silence", "new_word_accuracy": "new words on held-out takes",
+             "builtin_accuracy_before": "built-in words before", "builtin_accuracy_after": "after",
+             "new_word_false_accept_rate": "new words firing on other sounds"}
     figures = [f"{names[k]} {100 * float(metrics[k]):.2f}%" for k in names if isinstance(metrics.get(k), (int, float))]
     if not figures:
         figures = [f"{names[k]} {100 * float(summary[k]):.2f}%" for k in ("val_accuracy", "test_accuracy")
@@ -62,7 +72,7 @@ def format_info(info: dict[str, Any]) -> str:
     if figures:
         held = "" if summary.get("validation_held_out", True) else " (validation not held out: trained on it)"
         lines.append(f"recorded:     {', '.join(figures)}{held}")
-    lines.append("(--format json for everything the file holds: configs, per-class figures, confusion matrices)")
+    lines.append("(--format json for everything the file holds: configs, labels, recorded figures)")
     return "\n".join(lines)
 
 

@@ -182,9 +182,26 @@ def test_script_teaches_a_new_word_without_forgetting(banked_model: Path, tmp_pa
     assert after >= before - 0.05
     assert fires <= 0.03
 
+    # `speechrnn info` says what was taught onto what, and the figures the teaching measured
+    from speechrnn.info import format_info, model_info
+
+    text = format_info(model_info(out))
+    assert f"taught:       {NEW_WORD} (10 takes) onto {banked_model}" in text
+    assert f"new words on held-out takes {100 * report['new_word_accuracy']:.2f}%" in text
+    assert "built-in words before" in text and "new words firing on other sounds" in text
+
     # no silent overwrite of the output
     assert main(["--base", str(banked_model), "--words", str(words), "--out", str(out), "--quiet"]) == 1
     assert "already exists" in capsys.readouterr().err
+
+    # a word taught on top of a taught model still names the trained model at the root of the chain
+    second = tmp_path / "second"
+    write_takes(second / "whirr", np.random.default_rng(8), 5)
+    assert main(["--base", str(out), "--words", str(second), "--out", str(tmp_path / "twice.pt"), "--quiet"]) == 0
+    capsys.readouterr()
+    summary = load_checkpoint(tmp_path / "twice.pt").summary
+    assert summary["base_model"]["path"] == str(out) and summary["original_model"]["path"] == str(banked_model)
+    assert f"onto {banked_model}" in format_info(model_info(tmp_path / "twice.pt"))
 
 
 def test_base_without_bank_uses_rehearsal_data(synthetic_model: Path, rehearsal_tree: Path, tmp_path: Path) -> None:

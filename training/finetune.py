@@ -1197,6 +1197,9 @@ def _save(save_checkpoint: Any, *, out: Path, model: nn.Module, features: Any, l
             **{k: base_summary[k] for k in ("task", "val_accuracy", "test_accuracy", "trained", "data")
                if k in base_summary},
         },
+        # the trained model at the root of a chain of taught words (its figures are the built-in words')
+        **({"original_model": base_summary.get("original_model") or base_summary["base_model"]}
+           if "base_model" in base_summary else {}),
         "metrics": {
             k: v for k, v in {
                 "new_word_accuracy": result.new_word_accuracy,
