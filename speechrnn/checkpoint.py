@@ -103,6 +103,9 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     with path.open("rb") as handle:
         first = handle.read(1)
     if first != b"\x80" and not zipfile.is_zipfile(path):  # neither a torch archive nor a pickle
+        if path.suffix.lower() == ".onnx":
+            raise CheckpointError(path, "an ONNX export (speechrnn export), not a model file: give the .pt model "
+                                        "it was exported from")
         raise CheckpointError(path, "not a readable model file (not a PyTorch file)")
     try:
         with warnings.catch_warnings():

@@ -269,3 +269,10 @@ def test_a_training_state_given_as_a_model_says_which_file_to_use(tmp_path: Path
         load_checkpoint(path)
     assert str(caught.value) == f"{path}: a training run's resumable state (last.pt), not a model file: use the " \
         "run's best.pt"
+
+
+def test_an_onnx_export_given_as_a_model_says_what_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07\x12\x07pytorch")  # an ONNX protobuf starts like this
+    with pytest.raises(CheckpointError, match=r"an ONNX export \(speechrnn export\), not a model file: give the .pt"):
+        load_checkpoint(path)

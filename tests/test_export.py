@@ -176,7 +176,7 @@ def test_export_never_replaces_the_model_or_a_file_that_is_not_onnx(tmp_path: Pa
         export_onnx(model, model)
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    with pytest.raises(SpeechRNNError, match="exists and is not an .onnx file; not replaced"):
+    with pytest.raises(SpeechRNNError, match=r"exists and is not an \.onnx file; not replaced"):
         export_onnx(model, notes)
     assert model.read_bytes() == kept and notes.read_text() == "mine"
     assert load_checkpoint(model).labels == LABELS
