@@ -1051,7 +1051,7 @@ def run_classify(
     device : {"auto", "cpu", "cuda"}
     backend : {"auto", "torch", "onnx", "int8"}
         What runs the model on the CPU (``int8``: int8 weights, faster, answers differ on
-        0.1-0.3% of clips).
+        up to 0.3% of clips).
     fmt : {"table", "csv", "json", "jsonl"}, optional
         Output format; chosen from ``output``'s extension or the terminal when None.
     output : path-like, optional
@@ -1334,7 +1334,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="what runs the model: auto (ONNX Runtime on the CPU when installed), torch, onnx, "
                              "or int8 (ONNX Runtime with int8 weights: 1.3-1.6x faster on the CPU, answers "
-                             "differ from the float model's on 0.1-0.3%% of clips)")
+                             "differ from the float model's on up to 0.3%% of clips)")
     parser.add_argument("-f", "--format", choices=FORMATS, dest="fmt",
                         help="output format (default: table on a terminal, else from the --output "
                              "extension .csv/.json/.jsonl/.txt, else jsonl)")

@@ -10,7 +10,7 @@ classifier uses ONNX Runtime for batches of up to :data:`ONNX_MAX_BATCH` sequenc
 listening, single clips) and PyTorch for larger batches, where PyTorch is as fast or faster;
 the two agree within 1e-4 (checked when the model is loaded). ``backend="int8"`` runs every batch
 in ONNX Runtime with the weights quantized to int8 (:func:`speechrnn.onnx_backend.quantize_int8`):
-1.3-1.6x faster on one CPU thread, with answers that differ from the float model's on 0.1-0.3%
+1.3-1.6x faster on one CPU thread, with answers that differ from the float model's on up to 0.3%
 of clips; an option for slow machines, not the default. Features are always computed by
 :class:`~speechrnn.features.LogMel`.
 """

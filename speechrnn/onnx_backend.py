@@ -27,7 +27,7 @@ The exported bytes are cached under :func:`default_onnx_cache_dir`, keyed by
 
 :func:`quantize_int8` stores the recurrent and matrix weights of an export as 8-bit integers
 (ONNX Runtime's dynamic quantization: activations are quantized on the fly): on one CPU thread the
-default model runs 1.3-1.6x faster, and its answers differ from the float model's on 0.1-0.3%
+default model runs 1.3-1.6x faster, and its answers differ from the float model's on up to 0.3%
 of held-out clips (``Classifier(..., backend="int8")``, ``--backend int8``). It is an option,
 not the default.
 
