@@ -244,9 +244,12 @@ def listen(
     lost = ""
     if source.dropped_blocks or source.overflows:
         lost = f"; audio lost: {source.dropped_blocks} dropped blocks, {source.overflows} input overflows"
+    heard = recognizer.time
+    if isinstance(source, FileSource) and not source.loop:  # not the silence added after the file
+        heard = min(heard, source.duration - source.tail_seconds)
     if format == "text" or lost:
         print(
-            f"{len(detections)} detection(s) in {recognizer.time:.1f} s of audio "
+            f"{len(detections)} detection(s) in {heard:.1f} s of audio "
             f"({time.monotonic() - started:.1f} s){lost}",
             file=err,
             flush=True,

@@ -571,6 +571,11 @@ class FileSource(_SourceBase):
         """Seconds of audio one pass delivers, tail silence included (for some compressed files an estimate)."""
         return self._length / self.sample_rate
 
+    @property
+    def tail_seconds(self) -> float:
+        """Seconds of silence delivered after the audio (so that the last word's decision is made)."""
+        return self._tail / self.sample_rate
+
     def _open(self) -> Iterator[np.ndarray]:
         """The file's blocks from its start, then its tail silence."""
         from speechrnn.audio import iter_audio_blocks

@@ -57,10 +57,12 @@ def test_listen_text_duration_and_threshold(synthetic_model: Path, command_file)
     assert out.getvalue().split()[:3] == [f"{detections[0].time:.2f}", "s", "rise"]
     assert "1 detection(s) in 2.5 s of audio" in err.getvalue()
     assert "\r" not in err.getvalue()  # no level meter when stderr is not a terminal
-    silent = listen(
-        model=synthetic_model, file=path, fast=True, threshold=1.0, device="cpu", out=io.StringIO(), err=io.StringIO()
-    )
+    quiet_err = io.StringIO()
+    silent = listen(model=synthetic_model, file=path, fast=True, threshold=1.0, device="cpu", out=io.StringIO(),
+                    err=quiet_err)
     assert silent == []
+    # the whole 5 s file: the second of silence pushed after it to flush the decisions is not counted
+    assert "0 detection(s) in 5.0 s of audio" in quiet_err.getvalue()
 
 
 def test_listen_realtime_paces_and_draws_the_meter(synthetic_model: Path, command_file) -> None:

@@ -318,6 +318,8 @@ def load_recordings(
         where = "the recordings"
     else:
         root = Path(words).expanduser()
+        if root.is_file():
+            raise FinetuneError(f"{root}: a file; --words takes a folder of <word>/*.wav recordings")
         if not root.is_dir():
             raise FinetuneError(f"{root}: words folder not found (expected {root}/<word>/*.wav)")
         sources = {}
@@ -397,7 +399,7 @@ def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
             audio = load_audio(file, sample_rate=sample_rate)
             if audio.size < sample_rate // 10 and not path.is_dir():  # a folder's odd short file is skipped
                 raise FinetuneError(f"{file}: room recording too short ({audio.size / sample_rate:.2f} s; "
-                                    "record at least a second of the room)")
+                                    "record at least a second of the room; 0.1 s is the least it can use)")
             out.append(audio)
     return [a for a in out if a.size >= sample_rate // 10 and np.all(np.isfinite(a))]
 
@@ -1365,7 +1367,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "rehearsal bank)")
     parser.add_argument("--full", action="store_true", help="fine-tune the whole network (needs --rehearsal-data)")
     defaults = FinetuneConfig()
-    parser.add_argument("--epochs", type=int, help=f"training epochs (head: default {defaults.epochs}; "
+    parser.add_argument("--epochs", type=_positive_int, help=f"training epochs (head: default {defaults.epochs}; "
                                                    f"--full: default {defaults.full_epochs})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
@@ -1375,8 +1377,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--make-bank", type=Path, metavar="DATA_DIR",
                         help="instead of learning words: write --base with a rehearsal bank from this "
                              "Speech Commands tree to --out")
-    parser.add_argument("--per-class", type=int, default=200, help="rehearsal clips per class (--make-bank)")
+    parser.add_argument("--per-class", type=_positive_int, default=200,
+                        help="rehearsal clips per class (--make-bank)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
