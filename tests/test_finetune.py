@@ -167,6 +167,8 @@ def test_script_teaches_a_new_word_without_forgetting(banked_model: Path, tmp_pa
     checkpoint = load_checkpoint(out)
     assert checkpoint.labels == (*LABELS, NEW_WORD)
     assert checkpoint.summary["finetune"]["new_words"] == [NEW_WORD]
+    files = checkpoint.summary["finetune"]["files"]  # names, not the user's folder layout
+    assert len(files) == 10 and all(f.startswith(f"{NEW_WORD}/") and str(tmp_path) not in f for f in files)
     assert checkpoint.weights_dtype == "float16"  # a taught model stays as small as its base
     assert checkpoint.summary["metrics"]["new_word_accuracy"] == report["new_word_accuracy"]
     # the bank travels on, now with the new word, so a later word does not erase this one

@@ -1192,7 +1192,8 @@ def _save(save_checkpoint: Any, *, out: Path, model: nn.Module, features: Any, l
         "finetune": {
             **result.as_dict(),
             "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
-            "files": [str(r.path) for r in recordings if r.path is not None],
+            # the takes by word and file name: a shared model file carries no one's folder layout
+            "files": [f"{r.word}/{r.path.name}" for r in recordings if r.path is not None],
         },
         "base_model": {
             "path": str(result.base), "labels": list(checkpoint.labels),
