@@ -314,3 +314,18 @@ def test_a_room_recording_too_short_and_a_folder_as_out_are_named(banked_model: 
     expect_error(r"models: is a folder; give the new model's file name", base=banked_model, words_dir=takes,
                  out=tmp_path / "models", overwrite=True)
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_command_line_values_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """0 epochs or 0 rehearsal clips per class is a usage error naming the option, not torch's message."""
+    for argv, option in ((["--words", str(tmp_path), "--epochs", "0"], "--epochs"),
+                         (["--make-bank", str(tmp_path), "--per-class", "0"], "--per-class")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert f"argument {option}: must be at least 1, not 0" in capsys.readouterr().err
+    take = tmp_path / "take.wav"
+    sf.write(take, make_take(np.random.default_rng(3)), SR)
+    assert main(["--words", str(take), "--out", str(tmp_path / "m.pt")]) == 1
+    assert capsys.readouterr().err == f"finetune: error: {take}: a file; --words takes a folder of <word>/*.wav " \
+        "recordings\n"
