@@ -664,6 +664,7 @@ class TeachWordDialog(QDialog):
     def _on_learn_failed(self, message: str) -> None:
         self.last_error = message
         self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("%p%")  # not the step it stopped in ("measuring ... (0%)")
         self._set_report(message, error=True)
 
     @Slot()

@@ -232,3 +232,5 @@ def test_closing_while_learning_returns_at_once(qtbot, dialog: tuple[TeachWordDi
     started = time.monotonic()
     assert widget.shutdown()
     assert time.monotonic() - started < 3.0
+    # the bar no longer names the step learning stopped in
+    qtbot.waitUntil(lambda: widget.progress_bar.format() == "%p%", timeout=5000)
