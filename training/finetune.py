@@ -71,6 +71,8 @@ SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 #: Sub-folder of a words folder holding room-noise recordings (not a word).
 BACKGROUND_FOLDER = "_background_"
+#: Inside a words folder: recordings of other speech in the takes' voice (negatives, ``_unknown_``).
+OTHER_FOLDER = "_other_"
 MIN_TAKES = 3
 RECOMMENDED_TAKES = 8
 BANK_KEYS = ("rehearsal_embeddings", "rehearsal_labels")
@@ -202,6 +204,9 @@ class FinetuneReport:
         Number of held-out built-in clips.
     false_accept_rate : float or None
         Share of held-out silence / unknown / room-noise clips the new model labels as a new word.
+    other_false_accept_rate : float or None
+        Share of held-out pieces of the user's other speech (``others``) labelled as a new word;
+        None when none were given (or in whole-network mode).
     mode : {"head", "frozen-head", "full"}
         ``head``: head trained with rehearsal; ``frozen-head``: no rehearsal, old weights frozen;
         ``full``: whole network.
@@ -226,6 +231,8 @@ class FinetuneReport:
     mode: str
     seconds: float
     warnings: tuple[str, ...] = ()
+    other_false_accept_rate: float | None = None
+    other_pieces: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-compatible form (stored in the model's summary)."""
@@ -234,7 +241,8 @@ class FinetuneReport:
         data["labels"] = list(self.labels)
         data["new_words"] = list(self.new_words)
         data["warnings"] = list(self.warnings)
-        for key in ("new_word_accuracy", "builtin_accuracy_before", "builtin_accuracy_after", "false_accept_rate"):
+        for key in ("new_word_accuracy", "builtin_accuracy_before", "builtin_accuracy_after", "false_accept_rate",
+                    "other_false_accept_rate"):
             if data[key] is not None:
                 data[key] = round(float(data[key]), 4)
         data["new_word_per_word"] = {k: round(float(v), 4) for k, v in self.new_word_per_word.items()}
@@ -256,8 +264,11 @@ class FinetuneReport:
             f"built-in words on {self.builtin_examples} held-out clips: {pct(self.builtin_accuracy_before)} before, "
             f"{pct(self.builtin_accuracy_after)} after",
             f"new words firing on held-out silence, other speakers' other words and noise: "
-            f"{pct(self.false_accept_rate)} (other words in the takes' own voice are not measured: say a few "
-            "and check that they stay unknown)",
+            f"{pct(self.false_accept_rate)}",
+            f"new words firing on your other words (held-out pieces of the --others recordings): "
+            f"{pct(self.other_false_accept_rate)}" if self.other_false_accept_rate is not None else
+            "other words in the takes' own voice were not given (--others, or an _other_ folder): the new words may "
+            "fire on them; say a few and check that they stay unknown",
             f"mode: {self.mode}; took {self.seconds:.1f} s",
         ]
         lines += [f"warning: {w}" for w in self.warnings]
@@ -324,7 +335,7 @@ def load_recordings(
             raise FinetuneError(f"{root}: words folder not found (expected {root}/<word>/*.wav)")
         sources = {}
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            if folder.name.startswith(".") or folder.name == BACKGROUND_FOLDER:
+            if folder.name.startswith(".") or folder.name in (BACKGROUND_FOLDER, OTHER_FOLDER):
                 continue
             sources[folder.name] = list(_audio_files(folder))
         where = str(root)
@@ -405,6 +416,60 @@ def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------ augmentation
+
+
+def _load_others(others: Any, sample_rate: int, clip_samples: int) -> list[np.ndarray]:
+    """Other speech in the takes' voice, one piece per spoken stretch (a word, or a phrase up to a clip long).
+
+    Stretches are found as :func:`speechrnn.trim.find_speech` finds a word, but all of them: frames
+    within 35 dB of the recording's loudest (and 6 dB over its background), gaps under 0.3 s
+    joined; each is padded by 0.1 s, cut into pieces of at most one clip, and kept from 0.1 s up.
+    """
+    from speechrnn.audio import load_audio
+    from speechrnn.errors import AudioError
+    from speechrnn.trim import ABSOLUTE_FLOOR_DB, frame_levels_db
+
+    if others is None:
+        return []
+    items = list(others) if isinstance(others, (list, tuple)) else [others]
+    recordings: list[np.ndarray] = []
+    for item in items:
+        if isinstance(item, np.ndarray):
+            recordings.append(np.asarray(item, dtype=np.float32).reshape(-1))
+            continue
+        path = Path(item).expanduser()
+        if path.is_dir():
+            files = _audio_files(path)
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FinetuneError(f"{path}: recording of other words not found")
+        for file in files:
+            try:
+                recordings.append(load_audio(file, sample_rate=sample_rate))
+            except AudioError as exc:
+                raise FinetuneError(str(exc)) from None
+    pieces: list[np.ndarray] = []
+    pad, gap = round(0.1 * sample_rate), round(0.3 * sample_rate)
+    for audio in recordings:
+        if audio.size < sample_rate // 10 or not np.all(np.isfinite(audio)):
+            continue
+        levels, window, hop = frame_levels_db(audio, sample_rate)
+        peak, floor = float(levels.max()), float(np.percentile(levels, 10))
+        threshold = max(peak - 35.0, min(floor + 6.0, peak - 15.0), ABSOLUTE_FLOOR_DB)
+        active = np.flatnonzero(levels >= threshold)
+        if active.size == 0 or peak < ABSOLUTE_FLOOR_DB:
+            continue
+        breaks = np.flatnonzero(np.diff(active) > max(1, gap // hop))
+        for first, last in zip(np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [active.size - 1]]),
+                               strict=True):
+            begin = max(0, int(active[first]) * hop - pad)
+            end = min(audio.size, int(active[last]) * hop + window + pad)
+            for at in range(begin, end, clip_samples):
+                piece = audio[at : min(end, at + clip_samples)]
+                if piece.size >= sample_rate // 10:
+                    pieces.append(piece.astype(np.float32))
+    return pieces
 
 
 def synthetic_noise(n: int, rng: np.random.Generator, *, rms: float) -> np.ndarray:
@@ -868,6 +933,7 @@ def finetune(
     words_dir: str | os.PathLike[str] | Mapping[str, Sequence[str | os.PathLike[str] | np.ndarray]],
     out: str | os.PathLike[str],
     noise: str | os.PathLike[str] | np.ndarray | Sequence[Any] | None = None,
+    others: str | os.PathLike[str] | np.ndarray | Sequence[Any] | None = None,
     rehearsal_data: str | os.PathLike[str] | None = None,
     config: FinetuneConfig | None = None,
     epochs: int | None = None,
@@ -893,6 +959,11 @@ def finetune(
     noise : path-like, array or sequence, optional
         Recordings of the user's room (files, folders, arrays): background for the new words'
         clips and ``_silence_`` negatives. Synthetic background-like noise is used besides.
+    others : path-like, array or sequence, optional
+        Recordings of other speech in the takes' own voice (files, folders, arrays; any length: cut
+        into word-sized pieces): ``_unknown_`` examples, so that the new words do not fire on
+        anything said in that voice. An ``_other_`` folder inside ``words_dir`` is used too. A
+        quarter of the pieces is held out to measure it (``other_false_accept_rate``).
     rehearsal_data : path-like, optional
         A Speech Commands tree with the base model's words, for a base model without a
         rehearsal bank, or for ``full``.
@@ -949,7 +1020,8 @@ def finetune(
     report_progress = _Progress(progress, show_progress)
     try:
         return _finetune(
-            base_path=base_path, words_dir=words_dir, out=out, noise=noise, rehearsal_data=rehearsal_data,
+            base_path=base_path, words_dir=words_dir, out=out, noise=noise, others=others,
+            rehearsal_data=rehearsal_data,
             config=config, seed=seed, device=resolve_device(device), report=report_progress,
             should_stop=should_stop, started=started, load_checkpoint=load_checkpoint,
             save_checkpoint=save_checkpoint, log_mel_class=LogMel,
@@ -958,7 +1030,7 @@ def finetune(
         report_progress.close()
 
 
-def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehearsal_data: Any,
+def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, others: Any, rehearsal_data: Any,
               config: FinetuneConfig, seed: int, device: torch.device, report: _Progress,
               should_stop: Callable[[], bool] | None, started: float, load_checkpoint: Any, save_checkpoint: Any,
               log_mel_class: Any) -> FinetuneReport:
@@ -985,6 +1057,18 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
     room = _load_noise(noise_items or None, sr)
     if not room:
         warnings.append("no recording of the room was given: synthetic background noise was used instead")
+    other_items: list[Any] = []
+    if others is not None:
+        other_items += list(others) if isinstance(others, (list, tuple)) else [others]
+    if not isinstance(words_dir, Mapping) and (Path(words_dir).expanduser() / OTHER_FOLDER).is_dir():
+        other_items.append(Path(words_dir).expanduser() / OTHER_FOLDER)
+    other_pieces = _load_others(other_items or None, sr, n)
+    unknown_label = old_labels.index(UNKNOWN) if UNKNOWN in old_labels else -1
+    if other_pieces and unknown_label < 0:
+        warnings.append("the recordings of other words were not used: the base model has no _unknown_ class")
+        other_pieces = []
+    elif other_items and not other_pieces:
+        warnings.append("the recordings of other words hold no speech loud enough to use")
     has_bank = all(k in checkpoint.extras for k in BANK_KEYS)
     if not has_bank and rehearsal_data is None:
         mode = "frozen-head"
@@ -1019,6 +1103,17 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
     take_targets = torch.tensor([word_label[recordings[i].word] for i in take_of_clip], dtype=torch.long)
     negatives = np.stack([augmenter.silence_clip(rng) for _ in range(config.noise_examples)]) \
         if silence_label >= 0 and config.noise_examples > 0 else np.zeros((0, n), dtype=np.float32)
+    # the user's other words: _unknown_ in the takes' own voice; a quarter of the pieces is held out
+    # from the measuring run to say how often the new words fire on them
+    variants = config.variants_per_take
+    other_clips = np.stack([augmenter.word_clip(p, rng) for p in other_pieces for _ in range(variants)]) \
+        if other_pieces else np.zeros((0, n), dtype=np.float32)
+    other_of_clip = np.repeat(np.arange(len(other_pieces)), variants)
+    other_order = rng.permutation(len(other_pieces))
+    other_held = sorted(other_order[: len(other_pieces) // 4].tolist()) if len(other_pieces) >= 4 else []
+    other_train = [i for i in range(len(other_pieces)) if i not in other_held]
+    held_other_clips = np.stack([held_augmenter.placed(other_pieces[i], p, rng) for i in other_held
+                                 for p in (0.1, 0.5, 0.9)]) if other_held else np.zeros((0, n), dtype=np.float32)
     positions = (0.1, 0.5, 0.9)
     held_clips = np.stack([held_augmenter.placed(recordings[i].audio, p, rng) for i in held_idx for p in positions]) \
         if held_idx else np.zeros((0, n), dtype=np.float32)
@@ -1030,14 +1125,18 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
         return _finetune_full(
             checkpoint=checkpoint, model=model, log_mel=log_mel, labels=labels, new_words=new_words,
             recordings=recordings, train_idx=train_idx, held_idx=held_idx, take_clips=take_clips,
-            take_of_clip=take_of_clip, take_targets=take_targets, negatives=negatives, silence_label=silence_label,
+            take_of_clip=take_of_clip, take_targets=take_targets,
+            negatives=np.concatenate([negatives, other_clips]),
+            negative_labels=np.concatenate([np.full(negatives.shape[0], silence_label),
+                                            np.full(other_clips.shape[0], unknown_label)]).astype(np.int64),
             held_clips=held_clips, held_targets=held_targets, held_noise=held_noise, rehearsal_data=rehearsal_data,
             config=config, seed=seed, device=device, report=report, check_stop=check_stop, warnings=warnings,
             base_path=base_path, out=out, started=started, save_checkpoint=save_checkpoint,
         )
 
     # ---- embeddings (the body is frozen: computed once)
-    total_clips = take_clips.shape[0] + negatives.shape[0] + held_clips.shape[0] + held_noise.shape[0]
+    total_clips = (take_clips.shape[0] + negatives.shape[0] + held_clips.shape[0] + held_noise.shape[0]
+                   + other_clips.shape[0] + held_other_clips.shape[0])
     done = [0]
 
     def tick(k: int) -> None:
@@ -1049,7 +1148,10 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
     neg_emb = _embed_clips(model, log_mel, negatives, device=device, tick=tick)
     held_emb = _embed_clips(model, log_mel, held_clips, device=device, tick=tick)
     held_noise_emb = _embed_clips(model, log_mel, held_noise, device=device, tick=tick)
+    other_emb = _embed_clips(model, log_mel, other_clips, device=device, tick=tick)
+    held_other_emb = _embed_clips(model, log_mel, held_other_clips, device=device, tick=tick)
     neg_targets = torch.full((neg_emb.shape[0],), silence_label, dtype=torch.long)
+    other_targets = torch.full((other_emb.shape[0],), unknown_label, dtype=torch.long)
 
     # ---- rehearsal bank
     if has_bank:
@@ -1082,13 +1184,15 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
         bank_teacher = old_head(bank_x) if bank_x.shape[0] else torch.empty(0, n_old)
     freeze_old = mode == "frozen-head"
 
-    def assemble(use_takes: list[int], bank_rows: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    def assemble(use_takes: list[int], bank_rows: torch.Tensor | None,
+                 use_others: list[int]) -> tuple[torch.Tensor, ...]:
         keep = torch.from_numpy(np.isin(take_of_clip, use_takes))
+        keep_other = torch.from_numpy(np.isin(other_of_clip, use_others))
         bx, by, bt = bank_x, bank_y, bank_teacher
         if bank_rows is not None:
             bx, by, bt = bx[bank_rows], by[bank_rows], bt[bank_rows]
-        x = torch.cat([bx, take_emb[keep], neg_emb])
-        y = torch.cat([by, take_targets[keep], neg_targets])
+        x = torch.cat([bx, take_emb[keep], neg_emb, other_emb[keep_other]])
+        y = torch.cat([by, take_targets[keep], neg_targets, other_targets[keep_other]])
         nan = torch.full((x.shape[0] - bx.shape[0], n_old), float("nan"))
         teacher = torch.cat([bt, nan]) if bx.shape[0] else None
         return x, y, teacher
@@ -1097,17 +1201,20 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
     heldout_figures: dict[str, Any] = {"new": None, "per_word": {}, "before": None, "after": None, "fa": None}
     if held_idx:
         report(0.62, "measuring on held-out takes")
-        x, y, teacher = assemble(train_idx, None if eval_mask is None else ~eval_mask)
+        x, y, teacher = assemble(train_idx, None if eval_mask is None else ~eval_mask, other_train)
         head = _train_head(old_head, len(new_words), x, y, teacher, config=config, freeze_old=freeze_old,
                            seed=seed, tick=lambda f: report(0.62 + 0.16 * f, "measuring on held-out takes"),
                            should_stop=should_stop)
         heldout_figures = _measure(head, old_head, held_emb=held_emb, held_targets=held_targets, eval_x=eval_x,
                                    eval_y=eval_y, held_noise_emb=held_noise_emb, new_words=new_words, n_old=n_old,
                                    old_labels=old_labels)
+        if held_other_emb.shape[0]:
+            with torch.inference_mode():
+                heldout_figures["other_fa"] = float((head(held_other_emb).argmax(dim=1) >= n_old).float().mean())
 
     # ---- the model that is saved: every take, the whole bank
     report(0.8, "learning the new words")
-    x, y, teacher = assemble(list(range(len(recordings))), None)
+    x, y, teacher = assemble(list(range(len(recordings))), None, list(range(len(other_pieces))))
     head = _train_head(old_head, len(new_words), x, y, teacher, config=config, freeze_old=freeze_old,
                        seed=seed + 1, tick=lambda f: report(0.8 + 0.17 * f, "learning the new words"),
                        should_stop=should_stop)
@@ -1124,6 +1231,7 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, rehears
         builtin_accuracy_before=heldout_figures["before"], builtin_accuracy_after=heldout_figures["after"],
         builtin_examples=int(eval_y.numel()) if held_idx else 0, false_accept_rate=heldout_figures["fa"],
         mode=mode, seconds=time.perf_counter() - started, warnings=tuple(warnings),
+        other_false_accept_rate=heldout_figures.get("other_fa"), other_pieces=len(other_pieces),
     )
     _save(save_checkpoint, out=out, model=new_model, features=features, labels=labels, checkpoint=checkpoint,
           extras=extras, result=result, recordings=recordings, config=config)
@@ -1194,6 +1302,7 @@ def _save(save_checkpoint: Any, *, out: Path, model: nn.Module, features: Any, l
             "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
             # the takes by word and file name: a shared model file carries no one's folder layout
             "files": [f"{r.word}/{r.path.name}" for r in recordings if r.path is not None],
+            "other_pieces": result.other_pieces,
         },
         "base_model": {
             "path": str(result.base), "labels": list(checkpoint.labels),
@@ -1209,6 +1318,7 @@ def _save(save_checkpoint: Any, *, out: Path, model: nn.Module, features: Any, l
                 "builtin_accuracy_before": result.builtin_accuracy_before,
                 "builtin_accuracy_after": result.builtin_accuracy_after,
                 "new_word_false_accept_rate": result.false_accept_rate,
+                "new_word_other_words_false_accept_rate": result.other_false_accept_rate,
             }.items() if v is not None
         },
         "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -1225,7 +1335,8 @@ def _save(save_checkpoint: Any, *, out: Path, model: nn.Module, features: Any, l
 def _finetune_full(*, checkpoint: Any, model: nn.Module, log_mel: Any, labels: tuple[str, ...],
                    new_words: tuple[str, ...], recordings: list[Recording], train_idx: list[int],
                    held_idx: list[int], take_clips: np.ndarray, take_of_clip: np.ndarray, take_targets: torch.Tensor,
-                   negatives: np.ndarray, silence_label: int, held_clips: np.ndarray, held_targets: torch.Tensor,
+                   negatives: np.ndarray, negative_labels: np.ndarray, held_clips: np.ndarray,
+                   held_targets: torch.Tensor,
                    held_noise: np.ndarray, rehearsal_data: Any, config: FinetuneConfig, seed: int,
                    device: torch.device, report: _Progress, check_stop: Callable[[], None], warnings: list[str],
                    base_path: Path, out: Path, started: float, save_checkpoint: Any) -> FinetuneReport:
@@ -1261,6 +1372,7 @@ def _finetune_full(*, checkpoint: Any, model: nn.Module, log_mel: Any, labels: t
     word_clips = torch.from_numpy(take_clips[keep])
     word_targets = take_targets[torch.from_numpy(keep)]
     neg_clips = torch.from_numpy(negatives)
+    neg_labels = torch.from_numpy(negative_labels)  # _silence_ for room noise, _unknown_ for the user's other words
     batch = min(config.batch_size, 128)
     share_new = 0.25  # of each batch: new-word clips (and room noise)
     n_rehearsal = int(batch * (1 - share_new))
@@ -1279,11 +1391,11 @@ def _finetune_full(*, checkpoint: Any, model: nn.Module, log_mel: Any, labels: t
             pick = rng.integers(0, word_clips.shape[0], batch - n_rehearsal)
             extra_audio = word_clips[pick]
             extra_targets = word_targets[pick]
-            if neg_clips.shape[0] and silence_label >= 0:
+            if neg_clips.shape[0]:
                 k = max(1, (batch - n_rehearsal) // 5)
-                neg = neg_clips[rng.integers(0, neg_clips.shape[0], k)]
-                extra_audio = torch.cat([extra_audio, neg])
-                extra_targets = torch.cat([extra_targets, torch.full((k,), silence_label, dtype=torch.long)])
+                rows = torch.from_numpy(rng.integers(0, neg_clips.shape[0], k))
+                extra_audio = torch.cat([extra_audio, neg_clips[rows]])
+                extra_targets = torch.cat([extra_targets, neg_labels[rows]])
             with torch.no_grad():
                 extra_frames = train_set.spec_augment(log_mel(extra_audio.to(device)).cpu(), rng)
             x = torch.cat([frames, extra_frames]).to(device)
@@ -1363,6 +1475,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the new model file (never overwritten without --force)")
     parser.add_argument("--noise", type=Path, action="append",
                         help="recording(s) of the room, file or folder (repeatable)")
+    parser.add_argument("--others", type=Path, action="append",
+                        help="recording(s) of other words or speech in the takes' voice, file or folder, any "
+                             "length (repeatable; also WORDS/_other_/): the new words learn not to fire on them")
     parser.add_argument("--rehearsal-data", type=Path,
                         help="Speech Commands tree of the base model's words (needed if the base has no "
                              "rehearsal bank)")
@@ -1409,7 +1524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.words is None:
             raise FinetuneError("--words DIR is required (a folder of <word>/*.wav recordings)")
-        report = finetune(base=args.base, words_dir=args.words, out=args.out, noise=args.noise,
+        report = finetune(base=args.base, words_dir=args.words, out=args.out, noise=args.noise, others=args.others,
                           rehearsal_data=args.rehearsal_data, epochs=args.epochs, full=args.full or None,
                           seed=args.seed, device=args.device, overwrite=args.force,
                           show_progress=not args.quiet and sys.stderr.isatty())  # a bar in a log is noise
