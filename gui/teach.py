@@ -2,7 +2,8 @@
 
 Flow: type the word, press *Record take* (a countdown, then a couple of seconds of audio), see the
 take trimmed to the speech in a small waveform plot (redo it if it is bad), repeat about ten times,
-optionally record a few seconds of the room's background, press *Learn*. Fine-tuning
+optionally record a few seconds of the room's background and of yourself saying other words
+(so the new word does not fire on your voice saying something else), press *Learn*. Fine-tuning
 (:func:`training.finetune.finetune`, head-only with rehearsal: seconds) runs on a worker
 :class:`QThread` with a progress bar; when it ends the dialog emits :attr:`TeachWordDialog.model_ready`
 with the new model file, which the main window loads like any other model. The *My models* list
@@ -182,6 +183,7 @@ class TeachWordDialog(QDialog):
     def __init__(self, base_model: str | os.PathLike[str] | None = None, *,
                  source_factory: SourceFactory | None = None, device: str | int | None = None,
                  sample_rate: int = 16000, take_seconds: float = 2.0, room_seconds: float = 5.0,
+                 others_seconds: float = 10.0,
                  countdown_seconds: int = 3, target_takes: int = 10, base_labels: Sequence[str] | None = None,
                  finetune_options: dict[str, Any] | None = None,
                  confirm: ConfirmFunction | None = None, parent: QWidget | None = None) -> None:
@@ -194,18 +196,20 @@ class TeachWordDialog(QDialog):
         self.sample_rate = int(sample_rate)
         self.take_seconds = float(take_seconds)
         self.room_seconds = float(room_seconds)
+        self.others_seconds = float(others_seconds)
         self.countdown_seconds = int(countdown_seconds)
         self.finetune_options = dict(finetune_options or {})
         self._confirm = confirm or (lambda title, text: _ask(self, title, text))
         self.base_labels: tuple[str, ...] = tuple(base_labels) if base_labels is not None else self._read_labels()
         self.takes: list[Take] = []
         self.room_audio: np.ndarray | None = None
+        self.others_audio: np.ndarray | None = None  # the user saying other words: _unknown_ for the new word
         self.last_report: Any = None
         self.last_model: Path | None = None
         self.last_error: str = ""
         # recording state
         self._source: AudioSource | None = None
-        self._purpose: str = ""  # "take" or "room"
+        self._purpose: str = ""  # "take", "room" or "others"
         self._countdown = 0
         self._chunks: list[np.ndarray] = []
         self._collected = 0
@@ -256,7 +260,12 @@ class TeachWordDialog(QDialog):
         self.room_button.setToolTip("Record a few seconds of your room without speaking: the new word learns "
                                     "to ignore its background noise")
         self.room_button.clicked.connect(self.record_room)
-        for button in (self.record_button, self.redo_button, self.remove_take_button, self.room_button):
+        self.others_button = QPushButton(f"Record other words ({self.others_seconds:g} s)", teach)
+        self.others_button.setToolTip("Say a few other words or a sentence, not the new word: it learns not to "
+                                      "fire on your voice saying something else")
+        self.others_button.clicked.connect(self.record_others)
+        for button in (self.record_button, self.redo_button, self.remove_take_button, self.room_button,
+                       self.others_button):
             buttons.addWidget(button)
         form.addRow(buttons)
 
@@ -395,6 +404,7 @@ class TeachWordDialog(QDialog):
         self.redo_button.setEnabled(not busy and bool(self.takes))
         self.remove_take_button.setEnabled(not busy and self.takes_list.currentRow() >= 0)
         self.room_button.setEnabled(not busy)
+        self.others_button.setEnabled(not busy)
         self.learn_button.setEnabled(not busy and not word_problem and len(self.takes) >= 3)
         self.cancel_button.setEnabled(self.is_learning)
         selected = self.models_list.currentRow() >= 0
@@ -404,6 +414,8 @@ class TeachWordDialog(QDialog):
             wanted = self.target_spin.value()
             room = f"; room: {len(self.room_audio) / self.sample_rate:.1f} s recorded" \
                 if self.room_audio is not None else ""
+            if self.others_audio is not None:
+                room += f"; other words: {len(self.others_audio) / self.sample_rate:.1f} s recorded"
             if word_problem and self.word_edit.text().strip():
                 self.status_label.setText(word_problem)
             else:
@@ -424,6 +436,13 @@ class TeachWordDialog(QDialog):
         if self.is_recording or self.is_learning:
             return
         self._begin("room", self.room_seconds)
+
+    @Slot()
+    def record_others(self) -> None:
+        """Record the user saying other words (not the new one): negatives in the takes' voice."""
+        if self.is_recording or self.is_learning:
+            return
+        self._begin("others", self.others_seconds)
 
     @Slot()
     def redo_last(self) -> None:
@@ -457,7 +476,7 @@ class TeachWordDialog(QDialog):
     @Slot()
     def _countdown_tick(self) -> None:
         self._countdown -= 1
-        what = f"say “{self.word}”" if self._purpose == "take" else "stay quiet"
+        what = {"take": f"say “{self.word}”", "others": "say other words"}.get(self._purpose, "stay quiet")
         if self._countdown > 0:
             self.prompt_label.setText(f"Get ready to {what}… {self._countdown}")
             return
@@ -481,8 +500,9 @@ class TeachWordDialog(QDialog):
             self._fail_recording(f"the audio source delivers {source.sample_rate} Hz, not {self.sample_rate} Hz")
             return
         self._source = source
-        self.prompt_label.setText(f"Speak now: “{self.word}”" if self._purpose == "take"
-                                  else "Recording the room… stay quiet")
+        self.prompt_label.setText({"take": f"Speak now: “{self.word}”",
+                                   "others": f"Say a few other words, not “{self.word}”…"}.get(
+                                      self._purpose, "Recording the room… stay quiet"))
         self._timer.start()
         self._update_state()
 
@@ -545,6 +565,17 @@ class TeachWordDialog(QDialog):
             self.prompt_label.setText("Room recorded. Now record the word.")
             self._update_state()
             return
+        if self._purpose == "others":
+            from speechrnn.trim import find_speech
+
+            span = find_speech(audio, self.sample_rate)
+            if span.end - span.start < self.sample_rate // 5:
+                self._fail_recording("No speech heard in the other words; try again, a little louder.")
+                return
+            self.others_audio = audio
+            self.prompt_label.setText("Other words recorded.")
+            self._update_state()
+            return
         problems = check_recording(audio, self.sample_rate)
         if problems:
             self._fail_recording("Take not used — " + "; ".join(problems) + ". Press Record take to try again.")
@@ -604,13 +635,15 @@ class TeachWordDialog(QDialog):
             return
         takes = [t.audio for t in self.takes]
         room = self.room_audio
+        others = self.others_audio
         saved = self._saved  # filled by the worker: a retry after a failure does not save the takes twice
         base = self.base_model
         options = dict(self.finetune_options)
         sample_rate = self.sample_rate
 
         def job(progress: Callable[[float, str], None], should_stop: Callable[[], bool]) -> Any:
-            return _learn(word=word, takes=takes, room=room, base=base, out=out, name=name, saved=saved,
+            return _learn(word=word, takes=takes, room=room, others=others, base=base, out=out, name=name,
+                          saved=saved,
                           sample_rate=sample_rate, options=options, progress=progress, should_stop=should_stop)
 
         self.progress_bar.setValue(0)
@@ -835,7 +868,8 @@ def _microphone_factory(device: str | int | None, sample_rate: int) -> AudioSour
     return Microphone(device, sample_rate=sample_rate)
 
 
-def _learn(*, word: str, takes: list[np.ndarray], room: np.ndarray | None, base: Path | None, out: Path, name: str,
+def _learn(*, word: str, takes: list[np.ndarray], room: np.ndarray | None, others: np.ndarray | None,
+           base: Path | None, out: Path, name: str,
            saved: dict[int, tuple[np.ndarray, Path]],
            sample_rate: int, options: dict[str, Any], progress: Callable[[float, str], None],
            should_stop: Callable[[], bool]) -> tuple[Any, Path]:
@@ -843,14 +877,16 @@ def _learn(*, word: str, takes: list[np.ndarray], room: np.ndarray | None, base:
     from speechrnn import userdata
     from training.finetune import finetune
 
-    for audio in [*takes, *([] if room is None else [room])]:
+    for audio in [*takes, *([] if room is None else [room]), *([] if others is None else [others])]:
         if id(audio) not in saved:
-            folder = userdata.BACKGROUND_FOLDER if audio is room else word
+            folder = userdata.BACKGROUND_FOLDER if audio is room else userdata.OTHER_FOLDER if audio is others \
+                else word
             saved[id(audio)] = (audio, userdata.save_recording(folder, audio, sample_rate))
     files = [saved[id(audio)][1] for audio in takes]
     noise: list[Any] = [] if room is None else [saved[id(room)][1]]
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = finetune(base=base, words_dir={word: files}, out=out, noise=noise or None, progress=progress,
+    report = finetune(base=base, words_dir={word: files}, out=out, noise=noise or None,
+                      others=None if others is None else [saved[id(others)][1]], progress=progress,
                       should_stop=should_stop, **options)
     earlier = next((entry.words for entry in userdata.list_models() if base is not None and entry.path == base), ())
     userdata.write_model_sidecar(out, name=name, words=[*earlier, *report.new_words], base=report.base,

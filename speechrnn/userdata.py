@@ -36,6 +36,7 @@ from speechrnn.errors import SpeechRNNError
 
 __all__ = [
     "BACKGROUND_FOLDER",
+    "OTHER_FOLDER",
     "ModelEntry",
     "UserDataError",
     "data_dir",
@@ -55,9 +56,11 @@ __all__ = [
 
 #: Folder under ``recordings/`` holding room-noise recordings.
 BACKGROUND_FOLDER = "_background_"
+#: Recordings of the user saying other words (negatives for taught words), saved as ``other-NNN.wav``.
+OTHER_FOLDER = "_other_"
 _WORD_RE = re.compile(r"^[a-z0-9][a-z0-9'_-]{0,31}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,63}$")
-_TAKE_RE = re.compile(r"^(?:take|room)-(\d+)\.wav$")
+_TAKE_RE = re.compile(r"^(?:take|room|other)-(\d+)\.wav$")
 
 
 class UserDataError(SpeechRNNError):
@@ -189,8 +192,9 @@ def save_recording(word: str, audio: np.ndarray, sample_rate: int, *, root: str 
     Parameters
     ----------
     word : str
-        A valid word (see :func:`validate_word`), or :data:`BACKGROUND_FOLDER` for a room
-        recording (saved as ``room-NNN.wav``).
+        A valid word (see :func:`validate_word`), :data:`BACKGROUND_FOLDER` for a room
+        recording (saved as ``room-NNN.wav``) or :data:`OTHER_FOLDER` for other words
+        (``other-NNN.wav``).
     audio : np.ndarray, shape (n,)
         Mono float audio, full scale 1.0.
     sample_rate : int
@@ -207,6 +211,8 @@ def save_recording(word: str, audio: np.ndarray, sample_rate: int, *, root: str 
 
     if word == BACKGROUND_FOLDER:
         folder_name, prefix = BACKGROUND_FOLDER, "room"
+    elif word == OTHER_FOLDER:
+        folder_name, prefix = OTHER_FOLDER, "other"
     else:
         folder_name, prefix = validate_word(word), "take"
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -225,9 +231,10 @@ def save_recording(word: str, audio: np.ndarray, sample_rate: int, *, root: str 
 
 
 def list_recordings(word: str, *, root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The saved takes of ``word`` (or room recordings for :data:`BACKGROUND_FOLDER`), in order."""
+    """The saved takes of ``word`` (room recordings for :data:`BACKGROUND_FOLDER`, other words for
+    :data:`OTHER_FOLDER`), in order."""
     folder = (Path(root).expanduser() if root is not None else recordings_dir()) / (
-        word if word == BACKGROUND_FOLDER else validate_word(word)
+        word if word in (BACKGROUND_FOLDER, OTHER_FOLDER) else validate_word(word)
     )
     if not folder.is_dir():
         return []

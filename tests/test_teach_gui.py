@@ -13,7 +13,13 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from synthetic import LABELS, make_class_clip
-from test_finetune import NEW_WORD, banked_model, make_take, private_cache, rehearsal_tree  # noqa: F401
+from test_finetune import (  # noqa: F401
+    NEW_WORD,
+    banked_model,
+    make_take,
+    private_cache,
+    rehearsal_tree,
+)
 
 from gui.teach import TeachWordDialog, default_model_name
 from speechrnn.inference import Classifier
@@ -50,6 +56,7 @@ def dialog(qtbot, banked_model: Path, user_dir: Path) -> Iterator[tuple[TeachWor
     answers: list[bool] = []
     widget = TeachWordDialog(
         banked_model, source_factory=sources, countdown_seconds=0, take_seconds=1.5, room_seconds=3.0,
+        others_seconds=4.5,
         finetune_options={"config": FinetuneConfig(variants_per_take=32)},
         confirm=lambda _title, _text: answers.pop(0),
     )
@@ -60,15 +67,26 @@ def dialog(qtbot, banked_model: Path, user_dir: Path) -> Iterator[tuple[TeachWor
     assert widget.shutdown()
 
 
-def record(qtbot, widget: TeachWordDialog, sources: ScriptedSources, audio: np.ndarray, *, room: bool = False) -> None:
+def record(qtbot, widget: TeachWordDialog, sources: ScriptedSources, audio: np.ndarray, *, room: bool = False,
+           others: bool = False) -> None:
     sources.queue.append(audio)
-    button = widget.room_button if room else widget.record_button
+    button = widget.room_button if room else widget.others_button if others else widget.record_button
     assert button.isEnabled()
     opened = sources.opened
     from PySide6.QtCore import Qt
 
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: sources.opened == opened + 1 and not widget.is_recording, timeout=5000)
+
+
+def _spoken_other(rng: np.random.Generator) -> np.ndarray:
+    """1.5 s with another "word" in it: a 300-450 Hz buzz burst, nothing like the warble or the built-ins."""
+    audio = (rng.standard_normal(round(1.5 * SR)) * 0.002).astype(np.float32)
+    t = np.arange(round(rng.uniform(0.3, 0.5) * SR)) / SR
+    burst = np.sign(np.sin(2 * np.pi * rng.uniform(300, 450) * t)) * np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.03)
+    start = round(rng.uniform(0.3, 0.6) * SR)
+    audio[start:start + t.size] += (0.3 * burst).astype(np.float32)
+    return audio
 
 
 def stream_detections(classifier: Classifier, audio: np.ndarray) -> list[str]:
@@ -114,6 +132,9 @@ def test_record_learn_and_recognize_live(qtbot, dialog: tuple[TeachWordDialog, S
     assert np.array_equal(widget.takes[-1].audio, record_redo[: round(1.5 * SR)])
     record(qtbot, widget, sources, (rng.standard_normal(3 * SR) * 0.003).astype(np.float32), room=True)
     assert widget.room_audio is not None and widget.room_audio.size == 3 * SR
+    # the user saying other words (three other "words", 4.5 s): the new word learns not to fire on them
+    record(qtbot, widget, sources, np.concatenate([_spoken_other(rng) for _ in range(3)]), others=True)
+    assert widget.others_audio is not None and "other words: 4.5 s recorded" in widget.status_label.text()
     assert widget.word_edit.isEnabled() is False  # the word is fixed once takes exist
 
     # learning runs on a worker thread: the GUI keeps processing events and the bar moves
@@ -134,6 +155,8 @@ def test_record_learn_and_recognize_live(qtbot, dialog: tuple[TeachWordDialog, S
     takes = sorted((user_dir / "recordings" / NEW_WORD).glob("take-*.wav"))
     assert [p.name for p in takes] == [f"take-{i:03d}.wav" for i in range(1, 9)]
     assert (user_dir / "recordings" / "_background_" / "room-001.wav").exists()
+    assert (user_dir / "recordings" / "_other_" / "other-001.wav").exists()
+    assert widget.last_report.other_pieces == 3
     assert widget.last_report.new_word_accuracy >= 0.9
     assert widget.base_model == path and NEW_WORD in widget.base_labels
     assert widget.prompt_label.text().startswith(f"Learned '{NEW_WORD}'")  # not the last take's "more to go"
