@@ -323,7 +323,7 @@ def test_command_line_values_are_checked_before_any_work(tmp_path: Path, capsys:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
-        assert f"argument {option}: must be at least 1, not 0" in capsys.readouterr().err
+        assert f"argument {option}: must be a positive integer, not '0'" in capsys.readouterr().err
     take = tmp_path / "take.wav"
     sf.write(take, make_take(np.random.default_rng(3)), SR)
     assert main(["--words", str(take), "--out", str(tmp_path / "m.pt")]) == 1
@@ -380,4 +380,4 @@ def test_other_words_folder_and_command_line(banked_model: Path, tmp_path: Path,
     assert report["other_pieces"] >= 6 and report["other_false_accept_rate"] is not None
     assert main(["--base", str(banked_model), "--words", str(words), "--out", str(tmp_path / "n.pt"), "--quiet",
                  "--others", str(tmp_path / "nowhere.wav")]) == 1
-    assert f"{tmp_path / 'nowhere.wav'}: recording of other words not found" in capsys.readouterr().err
+    assert f"{tmp_path / 'nowhere.wav'}: other words file or folder not found" in capsys.readouterr().err

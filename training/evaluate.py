@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs the model (int8: int8 weights in ONNX Runtime, CPU only)")
-    parser.add_argument("--batch-size", type=_positive_int, default=256, help="clips per model call (default 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="clips per model call (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gain-db", type=float, default=0.0,
                         help="scale every clip by this many dB first (e.g. -30: a quiet talker)")  # fmt: skip
@@ -375,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (shared by the training tools' command lines)."""
     try:
         value = int(text)
     except ValueError:

@@ -385,33 +385,41 @@ def load_recordings(
     return recordings, warnings
 
 
-def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
-    """Room-noise recordings: files, folders of files, or arrays; each at least 0.1 s long."""
+def _read_audio_items(items: Any, sample_rate: int, *, what: str) -> list[tuple[Path | None, bool, np.ndarray]]:
+    """Arrays, audio files and folders of them, read at ``sample_rate``: ``(file, in_a_folder, audio)`` each.
+
+    ``what`` names them in the errors (a missing path, an empty folder).
+    """
     from speechrnn.audio import load_audio
 
-    if noise is None:
+    if items is None:
         return []
-    items = noise if isinstance(noise, (list, tuple)) else [noise]
-    out: list[np.ndarray] = []
-    for item in items:
+    out: list[tuple[Path | None, bool, np.ndarray]] = []
+    for item in list(items) if isinstance(items, (list, tuple)) else [items]:
         if isinstance(item, np.ndarray):
-            out.append(np.asarray(item, dtype=np.float32).reshape(-1))
+            out.append((None, False, np.asarray(item, dtype=np.float32).reshape(-1)))
             continue
         path = Path(item).expanduser()
         if path.is_dir():
             files = _audio_files(path)
             if not files:
-                raise FinetuneError(f"{path}: no audio files in the noise folder")
+                raise FinetuneError(f"{path}: no audio files in the {what} folder")
         elif path.is_file():
             files = [path]
         else:
-            raise FinetuneError(f"{path}: noise file or folder not found")
-        for file in files:
-            audio = load_audio(file, sample_rate=sample_rate)
-            if audio.size < sample_rate // 10 and not path.is_dir():  # a folder's odd short file is skipped
-                raise FinetuneError(f"{file}: room recording too short ({audio.size / sample_rate:.2f} s; "
-                                    "record at least a second of the room; 0.1 s is the least it can use)")
-            out.append(audio)
+            raise FinetuneError(f"{path}: {what} file or folder not found")
+        out.extend((file, path.is_dir(), load_audio(file, sample_rate=sample_rate)) for file in files)
+    return out
+
+
+def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
+    """Room-noise recordings: files, folders of files, or arrays; each at least 0.1 s long."""
+    out = []
+    for file, in_folder, audio in _read_audio_items(noise, sample_rate, what="noise"):
+        if file is not None and audio.size < sample_rate // 10 and not in_folder:  # a folder's odd one is skipped
+            raise FinetuneError(f"{file}: room recording too short ({audio.size / sample_rate:.2f} s; "
+                                "record at least a second of the room; 0.1 s is the least it can use)")
+        out.append(audio)
     return [a for a in out if a.size >= sample_rate // 10 and np.all(np.isfinite(a))]
 
 
@@ -425,30 +433,9 @@ def _load_others(others: Any, sample_rate: int, clip_samples: int) -> list[np.nd
     within 35 dB of the recording's loudest (and 6 dB over its background), gaps under 0.3 s
     joined; each is padded by 0.1 s, cut into pieces of at most one clip, and kept from 0.1 s up.
     """
-    from speechrnn.audio import load_audio
-    from speechrnn.errors import AudioError
     from speechrnn.trim import ABSOLUTE_FLOOR_DB, frame_levels_db
 
-    if others is None:
-        return []
-    items = list(others) if isinstance(others, (list, tuple)) else [others]
-    recordings: list[np.ndarray] = []
-    for item in items:
-        if isinstance(item, np.ndarray):
-            recordings.append(np.asarray(item, dtype=np.float32).reshape(-1))
-            continue
-        path = Path(item).expanduser()
-        if path.is_dir():
-            files = _audio_files(path)
-        elif path.is_file():
-            files = [path]
-        else:
-            raise FinetuneError(f"{path}: recording of other words not found")
-        for file in files:
-            try:
-                recordings.append(load_audio(file, sample_rate=sample_rate))
-            except AudioError as exc:
-                raise FinetuneError(str(exc)) from None
+    recordings = [audio for _, _, audio in _read_audio_items(others, sample_rate, what="other words")]
     pieces: list[np.ndarray] = []
     pad, gap = round(0.1 * sample_rate), round(0.3 * sample_rate)
     for audio in recordings:
@@ -1465,6 +1452,8 @@ def _finetune_full(*, checkpoint: Any, model: nn.Module, log_mel: Any, labels: t
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m training.finetune`` argument parser."""
+    from training.evaluate import positive_int
+
     parser = argparse.ArgumentParser(
         prog="python -m training.finetune",
         description="Teach a speechrnn model new words from a few recordings each (seconds on a CPU).",
@@ -1483,7 +1472,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "rehearsal bank)")
     parser.add_argument("--full", action="store_true", help="fine-tune the whole network (needs --rehearsal-data)")
     defaults = FinetuneConfig()
-    parser.add_argument("--epochs", type=_positive_int, help=f"training epochs (head: default {defaults.epochs}; "
+    parser.add_argument("--epochs", type=positive_int, help=f"training epochs (head: default {defaults.epochs}; "
                                                    f"--full: default {defaults.full_epochs})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
@@ -1493,20 +1482,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--make-bank", type=Path, metavar="DATA_DIR",
                         help="instead of learning words: write --base with a rehearsal bank from this "
                              "Speech Commands tree to --out")
-    parser.add_argument("--per-class", type=_positive_int, default=200,
+    parser.add_argument("--per-class", type=positive_int, default=200,
                         help="rehearsal clips per class (--make-bank)")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
