@@ -877,10 +877,11 @@ def _learn(*, word: str, takes: list[np.ndarray], room: np.ndarray | None, other
     from speechrnn import userdata
     from training.finetune import finetune
 
-    for audio in [*takes, *([] if room is None else [room]), *([] if others is None else [others])]:
+    recorded = [(audio, word) for audio in takes]
+    recorded += [] if room is None else [(room, userdata.BACKGROUND_FOLDER)]
+    recorded += [] if others is None else [(others, userdata.OTHER_FOLDER)]
+    for audio, folder in recorded:
         if id(audio) not in saved:
-            folder = userdata.BACKGROUND_FOLDER if audio is room else userdata.OTHER_FOLDER if audio is others \
-                else word
             saved[id(audio)] = (audio, userdata.save_recording(folder, audio, sample_rate))
     files = [saved[id(audio)][1] for audio in takes]
     noise: list[Any] = [] if room is None else [saved[id(room)][1]]

@@ -1008,8 +1008,7 @@ def _choose_format(fmt: str | None, output: str | None, stream: TextIO) -> str:
         return fmt
     if output is not None and output != "-":
         return _EXTENSION_FORMATS.get(os.path.splitext(output)[1].lower(), "jsonl")
-    isatty = getattr(stream, "isatty", None)
-    return "table" if isatty is not None and isatty() else "jsonl"
+    return "table" if _is_terminal(stream) else "jsonl"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1140,7 +1139,7 @@ def run_classify(
         except OSError as exc:
             write_error = exc  # reported as the output's failure below
             raise UsageError(str(exc)) from None
-        if not quiet and bool(getattr(stderr, "isatty", lambda: False)()):
+        if not quiet and _is_terminal(stderr):
             from tqdm import tqdm
 
             progress = tqdm(total=len(files), unit="file", file=stderr, dynamic_ncols=True, leave=False)

@@ -26,6 +26,7 @@ __all__ = [
     "find_speech",
     "frame_levels_db",
     "loudest_window",
+    "speech_stretches",
     "trim_to_speech",
 ]
 
@@ -125,26 +126,55 @@ def find_speech(audio: np.ndarray, sample_rate: int, *, top_db: float = 35.0, ma
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if audio.size == 0:
         return SpeechSpan(0, 0, _FLOOR_DB, _FLOOR_DB)
+    levels, window, hop, peak, floor, spans = _stretches(audio, sample_rate, top_db=top_db,
+                                                         max_gap_seconds=max_gap_seconds)
+    if not spans:
+        return SpeechSpan(0, 0, peak, floor)
+    energy = 10 ** (levels / 10)
+    first, last = max(spans, key=lambda span: float(energy[span[0] : span[1] + 1].sum()))
+    return SpeechSpan(first * hop, min(audio.size, last * hop + window), peak, floor)
+
+
+def speech_stretches(audio: np.ndarray, sample_rate: int, *, top_db: float = 35.0, max_gap_seconds: float = 0.3
+                     ) -> list[tuple[int, int]]:
+    """Every stretch of speech, as :func:`find_speech` finds the loudest one: ``(start, end)`` samples each.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (n,)
+    sample_rate : int
+    top_db, max_gap_seconds : float
+        As :func:`find_speech`.
+
+    Returns
+    -------
+    list of (int, int)
+        In time order; empty when nothing rises above the noise.
+    """
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if audio.size == 0:
+        return []
+    _, window, hop, _, _, spans = _stretches(audio, sample_rate, top_db=top_db, max_gap_seconds=max_gap_seconds)
+    return [(first * hop, min(audio.size, last * hop + window)) for first, last in spans]
+
+
+def _stretches(audio: np.ndarray, sample_rate: int, *, top_db: float, max_gap_seconds: float
+               ) -> tuple[np.ndarray, int, int, float, float, list[tuple[int, int]]]:
+    """Frame levels, window and hop (samples), peak and floor (dBFS), and the stretches of active frames
+    as (first, last) frame indices."""
     levels, window, hop = frame_levels_db(audio, sample_rate)
     peak = float(levels.max())
     floor = float(np.percentile(levels, 10))
     threshold = max(peak - top_db, min(floor + 6.0, peak - 15.0), ABSOLUTE_FLOOR_DB)
     active = np.flatnonzero(levels >= threshold)
     if active.size == 0 or peak < ABSOLUTE_FLOOR_DB:
-        return SpeechSpan(0, 0, peak, floor)
+        return levels, window, hop, peak, floor, []
     max_gap = max(1, round(max_gap_seconds * sample_rate / hop))
     breaks = np.flatnonzero(np.diff(active) > max_gap)
     first = np.concatenate([[0], breaks + 1])
     last = np.concatenate([breaks, [active.size - 1]])
-    energy = 10 ** (levels / 10)
-    best, best_energy = 0, -1.0
-    for i, (a, b) in enumerate(zip(first, last, strict=True)):
-        total = float(energy[active[a] : active[b] + 1].sum())
-        if total > best_energy:
-            best, best_energy = i, total
-    start = int(active[first[best]]) * hop
-    end = min(audio.size, int(active[last[best]]) * hop + window)
-    return SpeechSpan(start, end, peak, floor)
+    return levels, window, hop, peak, floor, [(int(active[a]), int(active[b])) for a, b in zip(first, last,
+                                                                                                 strict=True)]
 
 
 def trim_to_speech(audio: np.ndarray, sample_rate: int, *, top_db: float = 35.0, pad_seconds: float = 0.1,

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,9 @@ BACKGROUND_FOLDER = "_background_"
 OTHER_FOLDER = "_other_"
 _WORD_RE = re.compile(r"^[a-z0-9][a-z0-9'_-]{0,31}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,63}$")
-_TAKE_RE = re.compile(r"^(?:take|room|other)-(\d+)\.wav$")
+#: File-name prefix of the recordings in each special folder (a word's folder holds ``take-NNN.wav``).
+_SPECIAL_PREFIXES = MappingProxyType({BACKGROUND_FOLDER: "room", OTHER_FOLDER: "other"})
+_TAKE_RE = re.compile(rf"^(?:take|{'|'.join(_SPECIAL_PREFIXES.values())})-(\d+)\.wav$")
 
 
 class UserDataError(SpeechRNNError):
@@ -209,12 +212,8 @@ def save_recording(word: str, audio: np.ndarray, sample_rate: int, *, root: str 
     """
     import soundfile as sf
 
-    if word == BACKGROUND_FOLDER:
-        folder_name, prefix = BACKGROUND_FOLDER, "room"
-    elif word == OTHER_FOLDER:
-        folder_name, prefix = OTHER_FOLDER, "other"
-    else:
-        folder_name, prefix = validate_word(word), "take"
+    folder_name = _recording_folder(word)
+    prefix = _SPECIAL_PREFIXES.get(folder_name, "take")
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if audio.size == 0:
         raise UserDataError("nothing to save: the recording is empty")
@@ -230,12 +229,15 @@ def save_recording(word: str, audio: np.ndarray, sample_rate: int, *, root: str 
     return path
 
 
+def _recording_folder(word: str) -> str:
+    """The folder under ``recordings/`` for ``word``: a special folder as it is, else the checked word."""
+    return word if word in _SPECIAL_PREFIXES else validate_word(word)
+
+
 def list_recordings(word: str, *, root: str | os.PathLike[str] | None = None) -> list[Path]:
     """The saved takes of ``word`` (room recordings for :data:`BACKGROUND_FOLDER`, other words for
     :data:`OTHER_FOLDER`), in order."""
-    folder = (Path(root).expanduser() if root is not None else recordings_dir()) / (
-        word if word in (BACKGROUND_FOLDER, OTHER_FOLDER) else validate_word(word)
-    )
+    folder = (Path(root).expanduser() if root is not None else recordings_dir()) / _recording_folder(word)
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("*.wav") if _TAKE_RE.match(p.name))

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from synthetic import make_sound
 
-from speechrnn.trim import check_recording, find_speech, frame_levels_db, loudest_window, trim_to_speech
+from speechrnn.trim import (
+    check_recording,
+    find_speech,
+    frame_levels_db,
+    loudest_window,
+    speech_stretches,
+    trim_to_speech,
+)
 
 SR = 16000
 
@@ -113,3 +120,22 @@ def test_loudest_window_centres_the_word(rng: np.random.Generator) -> None:
     assert loudest_window(audio[: SR // 2], SR) == 0  # not longer than the window
     with pytest.raises(ValueError, match="length"):
         loudest_window(audio, 0)
+
+
+def test_speech_stretches_finds_every_word_find_speech_picks_the_loudest() -> None:
+    """Three words apart; the loudest is the one find_speech returns; a short pause inside a word joins it."""
+    rng = np.random.default_rng(8)
+    audio = (rng.standard_normal(4 * SR) * 1e-4).astype(np.float32)
+    t = np.arange(int(0.4 * SR)) / SR
+    for at, gain in ((0.5, 0.2), (1.7, 0.6), (2.9, 0.3)):
+        audio[int(at * SR):int(at * SR) + t.size] += (gain * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    stretches = speech_stretches(audio, SR)
+    assert len(stretches) == 3
+    for (start, end), at in zip(stretches, (0.5, 1.7, 2.9), strict=True):
+        assert abs(start / SR - at) < 0.05 and abs(end / SR - (at + 0.4)) < 0.05
+    loudest = find_speech(audio, SR)
+    assert (loudest.start, loudest.end) == stretches[1]
+    joined = audio.copy()
+    joined[int(1.85 * SR):int(1.95 * SR)] = 0.0  # a 0.1 s stop inside the second word
+    assert len(speech_stretches(joined, SR)) == 3
+    assert speech_stretches(np.zeros(SR, dtype=np.float32), SR) == []

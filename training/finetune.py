@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from speechrnn.errors import SpeechRNNError
+from speechrnn.userdata import BACKGROUND_FOLDER, OTHER_FOLDER  # also the sub-folders of a words folder
 
 __all__ = [
     "FinetuneCancelled",
@@ -69,10 +70,6 @@ __all__ = [
 
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
-#: Sub-folder of a words folder holding room-noise recordings (not a word).
-BACKGROUND_FOLDER = "_background_"
-#: Inside a words folder: recordings of other speech in the takes' voice (negatives, ``_unknown_``).
-OTHER_FOLDER = "_other_"
 MIN_TAKES = 3
 RECOMMENDED_TAKES = 8
 BANK_KEYS = ("rehearsal_embeddings", "rehearsal_labels")
@@ -385,6 +382,16 @@ def load_recordings(
     return recordings, warnings
 
 
+def _given_and_inside(given: Any, words_dir: Any, folder: str) -> list[Any] | None:
+    """The recordings ``given`` (an item or a list), plus the ``folder`` inside a words folder when it holds audio."""
+    items: list[Any] = [] if given is None else list(given) if isinstance(given, (list, tuple)) else [given]
+    if not isinstance(words_dir, Mapping):
+        inside = Path(words_dir).expanduser() / folder
+        if inside.is_dir() and _audio_files(inside):
+            items.append(inside)
+    return items or None
+
+
 def _read_audio_items(items: Any, sample_rate: int, *, what: str) -> list[tuple[Path | None, bool, np.ndarray]]:
     """Arrays, audio files and folders of them, read at ``sample_rate``: ``(file, in_a_folder, audio)`` each.
 
@@ -427,35 +434,22 @@ def _load_noise(noise: Any, sample_rate: int) -> list[np.ndarray]:
 
 
 def _load_others(others: Any, sample_rate: int, clip_samples: int) -> list[np.ndarray]:
-    """Other speech in the takes' voice, one piece per spoken stretch (a word, or a phrase up to a clip long).
+    """Other speech in the takes' voice, one piece per stretch of speech (a word, or a phrase up to a clip long).
 
-    Stretches are found as :func:`speechrnn.trim.find_speech` finds a word, but all of them: frames
-    within 35 dB of the recording's loudest (and 6 dB over its background), gaps under 0.3 s
-    joined; each is padded by 0.1 s, cut into pieces of at most one clip, and kept from 0.1 s up.
+    The stretches are :func:`speechrnn.trim.speech_stretches`; each is padded by 0.1 s, cut into
+    pieces of at most one clip, and kept from 0.1 s up.
     """
-    from speechrnn.trim import ABSOLUTE_FLOOR_DB, frame_levels_db
+    from speechrnn.trim import speech_stretches
 
-    recordings = [audio for _, _, audio in _read_audio_items(others, sample_rate, what="other words")]
     pieces: list[np.ndarray] = []
-    pad, gap = round(0.1 * sample_rate), round(0.3 * sample_rate)
-    for audio in recordings:
-        if audio.size < sample_rate // 10 or not np.all(np.isfinite(audio)):
+    pad = round(0.1 * sample_rate)
+    for _, _, audio in _read_audio_items(others, sample_rate, what="other words"):
+        if not np.all(np.isfinite(audio)):
             continue
-        levels, window, hop = frame_levels_db(audio, sample_rate)
-        peak, floor = float(levels.max()), float(np.percentile(levels, 10))
-        threshold = max(peak - 35.0, min(floor + 6.0, peak - 15.0), ABSOLUTE_FLOOR_DB)
-        active = np.flatnonzero(levels >= threshold)
-        if active.size == 0 or peak < ABSOLUTE_FLOOR_DB:
-            continue
-        breaks = np.flatnonzero(np.diff(active) > max(1, gap // hop))
-        for first, last in zip(np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [active.size - 1]]),
-                               strict=True):
-            begin = max(0, int(active[first]) * hop - pad)
-            end = min(audio.size, int(active[last]) * hop + window + pad)
-            for at in range(begin, end, clip_samples):
-                piece = audio[at : min(end, at + clip_samples)]
-                if piece.size >= sample_rate // 10:
-                    pieces.append(piece.astype(np.float32))
+        for start, end in speech_stretches(audio, sample_rate):
+            begin, end = max(0, start - pad), min(audio.size, end + pad)
+            pieces += [audio[at : min(end, at + clip_samples)] for at in range(begin, end, clip_samples)
+                       if min(end, at + clip_samples) - at >= sample_rate // 10]
     return pieces
 
 
@@ -1034,22 +1028,11 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, others:
                                            existing_labels=old_labels)
     new_words = tuple(dict.fromkeys(r.word for r in recordings))
     labels = old_labels + new_words
-    noise_items: list[Any] = []
-    if noise is not None:
-        noise_items += list(noise) if isinstance(noise, (list, tuple)) else [noise]
-    if not isinstance(words_dir, Mapping) and (Path(words_dir).expanduser() / BACKGROUND_FOLDER).is_dir():
-        background = Path(words_dir).expanduser() / BACKGROUND_FOLDER
-        if _audio_files(background):
-            noise_items.append(background)
-    room = _load_noise(noise_items or None, sr)
+    room = _load_noise(_given_and_inside(noise, words_dir, BACKGROUND_FOLDER), sr)
     if not room:
         warnings.append("no recording of the room was given: synthetic background noise was used instead")
-    other_items: list[Any] = []
-    if others is not None:
-        other_items += list(others) if isinstance(others, (list, tuple)) else [others]
-    if not isinstance(words_dir, Mapping) and (Path(words_dir).expanduser() / OTHER_FOLDER).is_dir():
-        other_items.append(Path(words_dir).expanduser() / OTHER_FOLDER)
-    other_pieces = _load_others(other_items or None, sr, n)
+    other_items = _given_and_inside(others, words_dir, OTHER_FOLDER)
+    other_pieces = _load_others(other_items, sr, n)
     unknown_label = old_labels.index(UNKNOWN) if UNKNOWN in old_labels else -1
     if other_pieces and unknown_label < 0:
         warnings.append("the recordings of other words were not used: the base model has no _unknown_ class")
@@ -1099,9 +1082,9 @@ def _finetune(*, base_path: Path, words_dir: Any, out: Path, noise: Any, others:
     other_order = rng.permutation(len(other_pieces))
     other_held = sorted(other_order[: len(other_pieces) // 4].tolist()) if len(other_pieces) >= 4 else []
     other_train = [i for i in range(len(other_pieces)) if i not in other_held]
-    held_other_clips = np.stack([held_augmenter.placed(other_pieces[i], p, rng) for i in other_held
-                                 for p in (0.1, 0.5, 0.9)]) if other_held else np.zeros((0, n), dtype=np.float32)
     positions = (0.1, 0.5, 0.9)
+    held_other_clips = np.stack([held_augmenter.placed(other_pieces[i], p, rng) for i in other_held
+                                 for p in positions]) if other_held else np.zeros((0, n), dtype=np.float32)
     held_clips = np.stack([held_augmenter.placed(recordings[i].audio, p, rng) for i in held_idx for p in positions]) \
         if held_idx else np.zeros((0, n), dtype=np.float32)
     held_targets = torch.tensor([word_label[recordings[i].word] for i in held_idx for _ in positions],

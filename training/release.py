@@ -220,10 +220,11 @@ def _measure_and_write(
         os.replace(robust_tmp, robust_json)
     speed = latency_ms(model_path)
     speed_torch = latency_ms(model_path, backend="torch")
+    model = checkpoint.build_model()
     summary = dict(checkpoint.summary)
     summary.update(
         {
-            "parameters": count_parameters(checkpoint.build_model()),
+            "parameters": count_parameters(model),
             "test_accuracy": test.accuracy,
             "release_val_accuracy": validation.accuracy,  # the shipped weights (val_accuracy: training's)
             "release_val_held_out": validation.held_out,
@@ -259,7 +260,6 @@ def _measure_and_write(
     if robust is not None:
         metrics.update({"oov_unknown_share": robust.oov_unknown_share, "silence_share": robust.silence_share})
     summary["metrics"] = metrics
-    model = checkpoint.build_model()
     save_checkpoint(staged, model=model, feature_config=checkpoint.feature_config, labels=checkpoint.labels,
                     summary=summary, weights_dtype=weights_dtype)  # fmt: skip
     return summary

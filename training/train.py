@@ -58,7 +58,6 @@ from training.config import TrainConfig, load_config
 from training.data import ClipDataset, SpeechCommandsData, feature_statistics
 from training.metrics import classification_report, plot_curves
 
-STATE_FORMAT = TRAINING_STATE_FORMAT
 LOG_FIELDS = (
     "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "best_val_accuracy",
     "epoch_seconds", "data_seconds", "data_share", "time",
@@ -432,7 +431,7 @@ def _load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
         An unreadable or unsafe file.
     """
     state = safe_torch_load(path)
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+    if not isinstance(state, dict) or state.get("format") != TRAINING_STATE_FORMAT:
         raise TrainingError(f"{path}: not a speechrnn training state; use another --out or --no-resume")
     missing = [key for key in STATE_KEYS if key not in state]
     if not missing and not isinstance(state["config"], dict):
@@ -828,7 +827,7 @@ def _train(
             _append_log(log_path, row)  # before last.pt: a kill in between only repeats this epoch
             atomic_torch_save(
                 {
-                    "format": STATE_FORMAT,
+                    "format": TRAINING_STATE_FORMAT,
                     "config": config.to_dict(),
                     "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                     "optimizer": optimizer.state_dict(),
