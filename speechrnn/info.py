@@ -64,7 +64,8 @@ def format_info(info: dict[str, Any]) -> str:
     names = {"val_accuracy": "validation", "test_accuracy": "test", "oov_unknown_share": "other words -> unknown",
              "silence_share": "noise -> silence", "new_word_accuracy": "new words on held-out takes",
              "builtin_accuracy_before": "built-in words before", "builtin_accuracy_after": "after",
-             "new_word_false_accept_rate": "new words firing on other sounds"}
+             "new_word_false_accept_rate": "new words firing on other sounds",
+             "new_word_other_words_false_accept_rate": "on your other words"}
     figures = [f"{names[k]} {100 * float(metrics[k]):.2f}%" for k in names if isinstance(metrics.get(k), (int, float))]
     if not figures:
         figures = [f"{names[k]} {100 * float(summary[k]):.2f}%" for k in ("val_accuracy", "test_accuracy")

@@ -378,6 +378,10 @@ def test_other_words_folder_and_command_line(banked_model: Path, tmp_path: Path,
     report = json.loads(capsys.readouterr().out)
     assert report["new_words"] == [NEW_WORD]  # _other_ is no word to learn
     assert report["other_pieces"] >= 6 and report["other_false_accept_rate"] is not None
+    from speechrnn.info import format_info, model_info
+
+    shown = f"on your other words {100 * report['other_false_accept_rate']:.2f}%"
+    assert shown in format_info(model_info(out))  # `speechrnn info` shows it too
     assert main(["--base", str(banked_model), "--words", str(words), "--out", str(tmp_path / "n.pt"), "--quiet",
                  "--others", str(tmp_path / "nowhere.wav")]) == 1
     assert f"{tmp_path / 'nowhere.wav'}: other words file or folder not found" in capsys.readouterr().err
