@@ -21,6 +21,7 @@ from training.finetune import (
     add_rehearsal_bank,
     build_rehearsal_bank,
     finetune,
+    load_recordings,
     main,
 )
 
@@ -303,6 +304,27 @@ def test_unreadable_recording_is_named(banked_model: Path, tmp_path: Path) -> No
     (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     with pytest.raises(FinetuneError, match=r"broken\.wav"):
         finetune(base=banked_model, words_dir=tmp_path / "words", out=tmp_path / "o.pt")
+
+
+def test_a_broken_link_among_the_takes_is_named(banked_model: Path, tmp_path: Path) -> None:
+    """A take that is a dangling link (a recording moved away) is an error naming it, not silently skipped."""
+    folder = tmp_path / "words" / NEW_WORD
+    write_takes(folder, np.random.default_rng(5), 3)
+    (folder / "moved.wav").symlink_to(tmp_path / "elsewhere" / "moved.wav")
+    with pytest.raises(FinetuneError, match=r"moved\.wav: broken link \(to .*elsewhere.*which does not exist\)"):
+        finetune(base=banked_model, words_dir=tmp_path / "words", out=tmp_path / "o.pt")
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_folders_that_differ_only_in_case_are_one_word_with_a_warning(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    write_takes(tmp_path / "words" / "Warble", rng, 3)
+    write_takes(tmp_path / "words" / "warble", rng, 3)
+    recordings, warnings = load_recordings(tmp_path / "words", sample_rate=SR, clip_seconds=1.0)
+    assert {r.word for r in recordings} == {NEW_WORD} and len(recordings) == 6
+    assert any("'Warble' and 'warble' are the same word 'warble'" in w for w in warnings)
+    _, separate = load_recordings({"warble": [make_take(rng) for _ in range(3)]}, sample_rate=SR, clip_seconds=1.0)
+    assert not any("same word" in w for w in separate)
 
 
 def test_a_room_recording_too_short_and_a_folder_as_out_are_named(banked_model: Path, tmp_path: Path) -> None:

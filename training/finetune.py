@@ -278,8 +278,9 @@ class FinetuneReport:
 def _audio_files(folder: Path) -> list[Path]:
     from speechrnn.audio import AUDIO_EXTENSIONS
 
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                  and not p.name.startswith("."))
+    # a broken link is kept, so that reading it names it instead of the take vanishing silently
+    return sorted(p for p in folder.iterdir() if (p.is_file() or (p.is_symlink() and not p.exists()))
+                  and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
 
 
 def load_recordings(
@@ -342,12 +343,17 @@ def load_recordings(
     warnings: list[str] = []
     existing = {label.lower() for label in existing_labels}
     recordings: list[Recording] = []
+    folder_of: dict[str, str] = {}  # word -> the first folder (or key) that gave it
     for word, items in sources.items():
         try:
             clean = validate_word(word)
         except UserDataError as exc:
             problems.append(str(exc))
             continue
+        if clean in folder_of:
+            warnings.append(f"{folder_of[clean]!r} and {word!r} are the same word {clean!r}; "
+                            "their recordings are learned together")
+        folder_of.setdefault(clean, word)
         if clean in existing or clean in (SILENCE, UNKNOWN):
             problems.append(f"{word!r} is already a word of the base model; choose another word")
             continue
