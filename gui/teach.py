@@ -191,6 +191,7 @@ class TeachWordDialog(QDialog):
         self.setWindowTitle("Teach a word")
         self.setModal(False)
         self.base_model: Path | None = Path(base_model) if base_model else None
+        self._opened_base: Path | None = self.base_model  # what new words add to if a chosen model is removed
         self.source_factory: SourceFactory = source_factory or _microphone_factory
         self.device = device
         self.sample_rate = int(sample_rate)
@@ -824,13 +825,21 @@ class TeachWordDialog(QDialog):
         if not name or not self._confirm("Remove model?", f"Delete the model {name!r} and its file? "
                                                           "This cannot be undone."):
             return False
+        path = userdata.model_path(name)
         try:
             userdata.remove_model(name)
         except userdata.UserDataError as exc:
             self._set_report(str(exc), error=True)
             return False
         self.refresh_models()
-        self._set_report(f"Removed {name!r}.")
+        message = f"Removed {name!r}."
+        if self.base_model is not None and self.base_model == path:  # new words were to be added to it
+            opened = self._opened_base
+            self.base_model = opened if opened is not None and opened != path and opened.is_file() else None
+            self.base_labels = self._read_labels()
+            self._update_state()
+            message += f" New words now add to {self.base_model.name if self.base_model else 'the default model'}."
+        self._set_report(message)
         return True
 
     # ------------------------------------------------------------------------------------ closing

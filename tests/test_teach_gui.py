@@ -213,6 +213,9 @@ def test_my_models_rename_export_remove(qtbot, dialog: tuple[TeachWordDialog, Sc
     widget.answers.append(True)
     assert widget.remove_selected_model() and not userdata.model_path("renamed").exists()
     assert widget.models_list.count() == 1
+    # new words were to be added to the removed model: they go to the model the dialog opened with
+    assert widget.base_model == banked_model and widget.base_label.text() == banked_model.name
+    assert f"New words now add to {banked_model.name}" in widget.report_label.text()
 
 
 def test_microphone_failure_is_reported(qtbot, banked_model: Path, user_dir: Path) -> None:  # noqa: F811
